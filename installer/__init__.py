@@ -1,0 +1,1 @@
+"""installer package (filled by a later issue)."""

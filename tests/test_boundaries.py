@@ -1,0 +1,71 @@
+"""Architectural boundaries: which side of the product may import what.
+
+* clients (the ``lowlight`` CLI front, the panel, the GIMP plug-in, the worker client)
+  never import torch;
+* :mod:`hybridnet` never imports ZeroMQ or Qt.
+
+Each check runs in a fresh interpreter so earlier imports cannot hide a violation.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imported_after(modules: list[str]) -> set[str]:
+    code = (
+        "import sys, importlib\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return set(out.stdout.split())
+
+
+def _top(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+TORCH_FREE = [
+    "lowlight",
+    "lowlight.cli",
+    "hybridnet",
+    "hybridnet.config",
+    "hybridnet.errors",
+]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_client_side_modules_do_not_import_torch(module: str) -> None:
+    assert "torch" not in _top(_imported_after([module]))
+
+
+def test_cli_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\nfrom lowlight.cli import build_parser\nbuild_parser().format_help()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_hybridnet_never_imports_zmq_or_qt() -> None:
+    import hybridnet
+
+    modules = [
+        f"hybridnet.{m.name}"
+        for m in pkgutil.iter_modules(hybridnet.__path__)
+        if m.name != "_triton_scan"
+    ]
+    loaded = _top(_imported_after(modules))
+    assert "torch" in loaded  # the check really imported the model side
+    assert not loaded & {"zmq", "PyQt6", "PySide6", "msgpack"}

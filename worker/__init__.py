@@ -1,0 +1,1 @@
+"""worker package (filled by a later issue)."""
