@@ -1,0 +1,143 @@
+"""Hyperparameters of the hybrid network, frozen and saved inside every weights file.
+
+The paper (Ren et al., TIP 2019, Sec. III and III-D) fixes the topology: three
+convolution modules at 1/2, 1/4 and 1/8 of the input size, three convolutions per
+block, ReLU, skip links, the first two convolutions of the content stream dilated by 2,
+an edge stream whose encoder-decoder predicts the weight maps of a four-direction
+spatially variant RNN (Eq. 3) and whose decoder features are bridged into the content
+decoder, and two convolutions after the fusion. It gives no channel widths; the widths
+chosen here are ours and are justified below.
+
+Why these defaults
+------------------
+* Widths ``(16, 32, 64)`` at 1/2, 1/4, 1/8 in both streams. On the 2-core CPU this
+  product targets, a full-resolution 3x3 convolution with 16 channels costs ~130 ms on a
+  1920x1080 image while the same layer at 1/8 costs ~2 ms; the budget of 2 s for a 1080p
+  forward pass (issue #3) therefore allows the usual doubling per scale but leaves only
+  thin layers at full resolution. Everything heavy lives at 1/2 and below.
+* ``multiscale_channels = 1``: the RNN input x is the image (3 channels) plus one
+  down-convolution channel at each of 1/2, 1/4, 1/8 resized back (Sec. III-B), so x has
+  6 channels. The scan, the four hidden maps and their max all live at full resolution
+  and cost memory bandwidth per channel; 6 channels keep the edge stream at ~0.3 s.
+* ``rnn_weights = "shared"``: one g and one p map per direction and pixel, shared by the
+  channels of x (as in the spatial propagation literature). ``"per_channel"`` predicts
+  one pair per channel of x, 6x the full-resolution head output.
+* ``p`` through a sigmoid: 0 < p < 1 keeps the recurrence of Eq. (3) stable (a decaying
+  recursive filter that never oscillates; |h| <= max|g x| / (1 - max p)). ``g`` through
+  tanh: |g| < 1, so h stays bounded for any x in [0, 1] and fp16 on a GPU cannot overflow.
+  The gain needed to brighten the image is learnt by the convolutions after the fusion.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+RnnWeights = Literal["shared", "per_channel"]
+UpsampleMode = Literal["bilinear", "nearest"]
+
+
+@dataclass(frozen=True)
+class HybridNetConfig:
+    """Every width, depth and choice of :class:`hybridnet.HybridNet`.
+
+    Attributes:
+        content_channels: channels of the content stream's three convolution modules at
+            1/2, 1/4 and 1/8 of the input size (Sec. III-A).
+        edge_channels: channels of the edge stream's weight-generating encoder-decoder at
+            the same three scales (Sec. III-B).
+        convs_per_block: convolutions in each encoder and decoder block (Sec. III-D: 3).
+        dilation: dilation of the first two convolutions of the content encoder
+            (Sec. III-D: 2).
+        multiscale_channels: channels of each down-convolution of the image at 1/2, 1/4,
+            1/8 that, resized back and concatenated with the image, form the RNN input x.
+        rnn_weights: ``"shared"`` (one g and one p per direction and pixel) or
+            ``"per_channel"`` (one per channel of x as well).
+        fusion_channels: width of the first of the two convolutions after the fusion.
+        upsample: interpolation used by both decoders.
+        leaky_slope: negative slope of the discriminator's LeakyReLU (Table I).
+        perceptual_layer: the VGG-16 ReLU layer whose features define Eq. (5).
+    """
+
+    content_channels: tuple[int, int, int] = (16, 32, 64)
+    edge_channels: tuple[int, int, int] = (16, 32, 64)
+    convs_per_block: int = 3
+    dilation: int = 2
+    multiscale_channels: int = 1
+    rnn_weights: RnnWeights = "shared"
+    fusion_channels: int = 16
+    upsample: UpsampleMode = "bilinear"
+    leaky_slope: float = 0.2
+    perceptual_layer: str = "relu2_2"
+
+    def __post_init__(self) -> None:
+        for name in ("content_channels", "edge_channels"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, tuple)
+                or len(value) != 3
+                or not all(isinstance(c, int) and c > 0 for c in value)
+            ):
+                raise ValueError(f"{name} must be three positive ints, got {value!r}")
+        for name in ("convs_per_block", "dilation", "multiscale_channels", "fusion_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.convs_per_block < 2:
+            raise ValueError("convs_per_block must be at least 2 (the first two are dilated)")
+        if self.rnn_weights not in ("shared", "per_channel"):
+            raise ValueError(
+                f"rnn_weights must be 'shared' or 'per_channel', got {self.rnn_weights!r}"
+            )
+        if self.upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
+        if self.perceptual_layer not in PERCEPTUAL_LAYERS:
+            raise ValueError(
+                f"perceptual_layer must be one of {sorted(PERCEPTUAL_LAYERS)}, "
+                f"got {self.perceptual_layer!r}"
+            )
+
+    @property
+    def rnn_channels(self) -> int:
+        """Channels of the RNN input x: the image (3) plus one group per scale."""
+        return 3 + 3 * self.multiscale_channels
+
+    @property
+    def rnn_weight_channels(self) -> int:
+        """Channels of each weight map g or p for one direction."""
+        return 1 if self.rnn_weights == "shared" else self.rnn_channels
+
+    def to_json(self) -> str:
+        """Serialise to a JSON string (stored in the weights file's metadata)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> HybridNetConfig:
+        """Parse :meth:`to_json` output; unknown keys are an error, missing keys default."""
+        raw: Any = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("config JSON must be an object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}: made by a newer version?")
+        for key in ("content_channels", "edge_channels"):
+            if key in raw and isinstance(raw[key], list):
+                raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+    @classmethod
+    def tiny(cls) -> HybridNetConfig:
+        """A very small configuration for tests and quick experiments."""
+        return cls(content_channels=(4, 8, 8), edge_channels=(4, 4, 8), fusion_channels=4)
+
+
+#: VGG-16 ReLU layers usable for the perceptual loss, with their index in ``features``.
+PERCEPTUAL_LAYERS: dict[str, int] = {
+    "relu1_2": 3,
+    "relu2_2": 8,
+    "relu3_3": 15,
+    "relu4_3": 22,
+    "relu5_3": 29,
+}
