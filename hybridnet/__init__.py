@@ -3,7 +3,7 @@ Hybrid Network" (IEEE TIP 2019), and everything that runs it.
 
 Importing this package is cheap: the torch-backed names below are loaded on first
 use (PEP 562), so the torch-free submodules (``hybridnet.imageio``,
-``hybridnet.config``) can be shared with clients that must
+``hybridnet.contract``, ``hybridnet.config``) can be shared with clients that must
 never import torch (the desktop panel, the GIMP plug-in, the worker client).
 """
 
@@ -16,7 +16,9 @@ from lowlight import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from hybridnet.config import HybridNetConfig
+    from hybridnet.contract import auto_strength, blend
     from hybridnet.discriminator import Discriminator
+    from hybridnet.enhancer import EnhanceCancelled, Enhancer
     from hybridnet.errors import (
         HybridNetError,
         InvalidImageError,
@@ -35,6 +37,10 @@ _LAZY: dict[str, str] = {
     "spatial_rnn": "hybridnet.spatial_rnn",
     "save_model": "hybridnet.weights_io",
     "load_model": "hybridnet.weights_io",
+    "Enhancer": "hybridnet.enhancer",
+    "EnhanceCancelled": "hybridnet.enhancer",
+    "blend": "hybridnet.contract",
+    "auto_strength": "hybridnet.contract",
     "HybridNetError": "hybridnet.errors",
     "InvalidInputError": "hybridnet.errors",
     "InvalidImageError": "hybridnet.errors",
@@ -43,6 +49,8 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "Discriminator",
+    "EnhanceCancelled",
+    "Enhancer",
     "HybridNet",
     "HybridNetConfig",
     "HybridNetError",
@@ -50,6 +58,8 @@ __all__ = [
     "InvalidInputError",
     "WeightsError",
     "__version__",
+    "auto_strength",
+    "blend",
     "load_model",
     "save_model",
     "spatial_rnn",

@@ -1,0 +1,212 @@
+"""Enhancer: every layout and dtype, tiling, progress, cancel, strength, weights."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybridnet import HybridNet, HybridNetConfig, WeightsError, save_model
+from hybridnet.contract import blend
+from hybridnet.enhancer import (
+    EnhanceCancelled,
+    Enhancer,
+    axis_weights,
+    plan_for_tile_size,
+    plan_tiles,
+)
+from hybridnet.errors import InvalidImageError
+
+
+@pytest.fixture(scope="module")
+def enhancer() -> Enhancer:
+    torch.manual_seed(0)
+    return Enhancer(model=HybridNet(HybridNetConfig.tiny()), device="cpu")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def _photo(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.2 + 0.1 * np.sin(xx * 9), 0.15 + 0.1 * np.cos(yy * 7), 0.1 + 0.1 * xx], -1)
+    img += rng.normal(0, 0.01, img.shape)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _as(img: np.ndarray, dtype: type) -> np.ndarray:
+    if dtype is np.float32:
+        return img.astype(np.float32)
+    return np.round(img * np.iinfo(dtype).max).astype(dtype)
+
+
+class TestLayouts:
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+    @pytest.mark.parametrize("channels", [None, 1, 2, 3, 4])
+    def test_same_shape_and_dtype_alpha_exact(
+        self, enhancer: Enhancer, dtype: type, channels: int | None
+    ) -> None:
+        rgb = _photo(40, 52)
+        rng = np.random.default_rng(1)
+        if channels is None:
+            img = rgb[..., 1]
+        elif channels in (1, 2):
+            img = np.concatenate([rgb[..., 1:2], rng.random((40, 52, 1))], -1)[..., :channels]
+        else:
+            img = np.concatenate([rgb, rng.random((40, 52, 1))], -1)[..., :channels]
+        img = _as(img, dtype)
+        out = enhancer.enhance(img)
+        assert out.shape == img.shape and out.dtype == img.dtype
+        if channels in (2, 4):
+            assert np.array_equal(out[..., -1], img[..., -1])
+        assert not np.array_equal(out, img)
+
+    def test_gray_is_enhanced_as_rgb(self, enhancer: Enhancer) -> None:
+        gray = _as(_photo(32, 40)[..., 0], np.uint8)
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+        out_gray = enhancer.enhance(gray).astype(np.float64)
+        out_rgb = enhancer.enhance(rgb).astype(np.float64)
+        luma = out_rgb @ np.array([0.2126, 0.7152, 0.0722])
+        assert np.abs(out_gray - luma).max() <= 1.0
+
+    def test_16_bit_keeps_precision(self, enhancer: Enhancer) -> None:
+        ramp = np.linspace(0.05, 0.35, 256 * 64, dtype=np.float64).reshape(64, 256)
+        img16 = np.round(np.repeat(ramp[..., None], 3, axis=2) * 65535).astype(np.uint16)
+        out = enhancer.enhance(img16)
+        assert len(np.unique(out)) > 1024
+        out8 = enhancer.enhance((img16 // 257).astype(np.uint8))
+        assert len(np.unique(out8)) <= 256
+
+    def test_float_out_of_range_is_clipped_for_the_network(self, enhancer: Enhancer) -> None:
+        img = _photo(24, 24)
+        over = img.copy()
+        over[0, 0] = 1.7
+        a = enhancer.enhance(np.clip(over, 0, 1))
+        b = enhancer.enhance(over)
+        assert np.array_equal(a, b)
+
+    def test_matches_the_bare_network(self, enhancer: Enhancer) -> None:
+        img = _photo(40, 48)
+        out = enhancer.enhance(img)
+        with torch.no_grad():
+            ref = enhancer.model(torch.from_numpy(img).permute(2, 0, 1)[None]).clamp(0, 1)
+        assert np.abs(out - ref[0].permute(1, 2, 0).numpy()).max() < 1e-6
+
+
+class TestStrength:
+    def test_zero_is_bit_exact_without_running(self, enhancer: Enhancer) -> None:
+        img = _as(_photo(), np.uint16)
+
+        class Exploding(HybridNet):
+            def forward(self, image: torch.Tensor) -> torch.Tensor:
+                raise AssertionError("the network must not run at strength 0")
+
+        quiet = Enhancer(model=Exploding(HybridNetConfig.tiny()))
+        out = quiet.enhance(img, strength=0)
+        assert np.array_equal(out, img) and out is not img
+
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+    def test_partial_equals_blend(self, enhancer: Enhancer, dtype: type) -> None:
+        img = _as(_photo(), dtype)
+        full = enhancer.enhance(img, strength=1.0)
+        half = enhancer.enhance(img, strength=0.4)
+        expected = blend(img, full, 0.4)
+        tol = 1e-6 if dtype is np.float32 else 1
+        assert np.abs(half.astype(np.float64) - expected.astype(np.float64)).max() <= tol
+
+    def test_auto(self, enhancer: Enhancer) -> None:
+        bright = _as(np.clip(_photo() * 4, 0, 1), np.uint8)
+        assert np.array_equal(enhancer.enhance(bright, strength="auto"), bright)
+        dark = _as(_photo() ** 2, np.uint8)
+        assert np.array_equal(enhancer.enhance(dark, strength="auto"), enhancer.enhance(dark))
+
+    @pytest.mark.parametrize("bad", [1.2, -1, "max", None])
+    def test_bad_strength(self, enhancer: Enhancer, bad: object) -> None:
+        with pytest.raises(InvalidImageError, match="strength"):
+            enhancer.enhance(_photo(), strength=bad)  # type: ignore[arg-type]
+
+
+class TestTiling:
+    @pytest.mark.parametrize("size", [(300, 500), (1000, 90), (257, 2049), (64, 64)])
+    @pytest.mark.parametrize("budget", [40_000, 90_000, 10**9])
+    def test_plan_covers_and_weights_sum_to_one(self, size: tuple[int, int], budget: int) -> None:
+        h, w = size
+        plan = plan_tiles(h, w, budget, overlap=32)
+        assert plan.ys[0] == 0 and plan.xs[0] == 0
+        assert plan.ys[-1] + plan.tile_h == h and plan.xs[-1] + plan.tile_w == w
+        assert all(b - a < plan.tile_h for a, b in zip(plan.ys, plan.ys[1:], strict=False))
+        for origins, length, total in ((plan.xs, plan.tile_w, w), (plan.ys, plan.tile_h, h)):
+            acc = np.zeros(total)
+            for start, weight in zip(origins, axis_weights(origins, length, total), strict=True):
+                acc[start : start + length] += weight
+            assert np.allclose(acc, 1.0, atol=1e-6)
+
+    def test_budget_respected(self) -> None:
+        plan = plan_tiles(3000, 4000, 3_000_000)
+        assert plan.tile_h * plan.tile_w <= 3_000_000 and plan.count > 1
+        area = plan.count * plan.tile_h * plan.tile_w
+        assert area < 1.15 * 3000 * 4000
+
+    def test_fixed_tile_size(self) -> None:
+        plan = plan_for_tile_size(500, 700, 256, 64)
+        assert plan.tile_h <= 256 and plan.tile_w <= 256
+
+    def test_tiled_equals_untiled(self, enhancer: Enhancer) -> None:
+        img = _as(_photo(300, 420), np.uint16)
+        whole = enhancer.enhance(img).astype(np.float64) / 65535
+        tiled = enhancer.enhance(img, tile_size=160).astype(np.float64) / 65535
+        assert psnr(whole, tiled) >= 40.0
+
+    def test_progress_per_tile(self, enhancer: Enhancer) -> None:
+        calls: list[tuple[int, int]] = []
+        enhancer.enhance(
+            _photo(300, 300), tile_size=160, progress=lambda d, t: calls.append((d, t))
+        )
+        total = calls[-1][1]
+        assert total > 1 and calls == [(i, total) for i in range(1, total + 1)]
+
+    def test_cancel_between_tiles(self, enhancer: Enhancer) -> None:
+        stop = threading.Event()
+        seen: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            seen.append(done)
+            if done == 2:
+                stop.set()
+
+        with pytest.raises(EnhanceCancelled):
+            enhancer.enhance(_photo(300, 300), tile_size=160, progress=progress, cancel=stop)
+        assert seen == [1, 2]
+
+    def test_cancel_callable(self, enhancer: Enhancer) -> None:
+        with pytest.raises(EnhanceCancelled):
+            enhancer.enhance(_photo(), cancel=lambda: True)
+
+
+class TestWeights:
+    def test_missing_bundled_weights_say_what_to_do(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setattr("hybridnet.enhancer.BUNDLED_WEIGHTS", tmp_path / "none.safetensors")
+        with pytest.raises(WeightsError, match="--weights PATH"):
+            Enhancer()
+
+    def test_from_file(self, tmp_path: Path) -> None:
+        torch.manual_seed(3)
+        model = HybridNet(HybridNetConfig.tiny())
+        path = save_model(model, tmp_path / "w.safetensors")
+        e = Enhancer(path)
+        assert e.weights_path == path and e.config == HybridNetConfig.tiny()
+        img = _photo(20, 30)
+        assert np.array_equal(e.enhance(img), Enhancer(model=model.eval()).enhance(img))
+
+    def test_cuda_without_gpu(self) -> None:
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            Enhancer(model=HybridNet(HybridNetConfig.tiny()), device="cuda")
