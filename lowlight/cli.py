@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from lowlight import __version__
 
 #: Modules that register subcommands, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "lowlight.enhance_cmd",
+)
 
 DESCRIPTION = (
     "Enhance Low Light: turn dark, noisy photos into natural, well-exposed ones with the "

@@ -144,8 +144,9 @@ class TestStructure:
         assert (g.abs() < 1).all()
 
     def test_per_channel_weights(self) -> None:
-        cfg = HybridNetConfig(content_channels=(4, 4, 4), edge_channels=(4, 4, 4),
-                              rnn_weights="per_channel")
+        cfg = HybridNetConfig(
+            content_channels=(4, 4, 4), edge_channels=(4, 4, 4), rnn_weights="per_channel"
+        )
         net = HybridNet(cfg).eval()
         g, _, _ = net.edge.weight_maps(torch.rand(1, 3, 8, 8))
         assert g.shape == (1, 4, cfg.rnn_channels, 8, 8)

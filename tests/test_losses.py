@@ -96,8 +96,12 @@ class TestTotal:
 
     @pytest.mark.parametrize(
         ("terms", "per", "adv"),
-        [("mse", False, False), ("mse+per", True, False), ("mse+adv", False, True),
-         ("total", True, True)],
+        [
+            ("mse", False, False),
+            ("mse+per", True, False),
+            ("mse+adv", False, True),
+            ("total", True, True),
+        ],
     )
     def test_ablation_terms(self, vgg: VGGFeatures, terms: str, per: bool, adv: bool) -> None:
         loss = HybridLoss(terms, vgg)  # type: ignore[arg-type]

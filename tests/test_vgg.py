@@ -31,7 +31,8 @@ def _tensor_proto(name: str, array: np.ndarray) -> bytes:
     dims = b"".join(_varint(1 << 3 | 0) + _varint(d) for d in array.shape)
     return (
         dims
-        + _varint(2 << 3 | 0) + _varint(1)  # data_type FLOAT
+        + _varint(2 << 3 | 0)
+        + _varint(1)  # data_type FLOAT
         + _field(8, name.encode())
         + _field(9, array.astype("<f4").tobytes())
     )
@@ -53,8 +54,10 @@ def _random_convs(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     shapes = [(64, 3), (64, 64), (128, 64), (128, 128)]
     return [
-        (rng.standard_normal((o, i, 3, 3)).astype(np.float32),
-         rng.standard_normal(o).astype(np.float32))
+        (
+            rng.standard_normal((o, i, 3, 3)).astype(np.float32),
+            rng.standard_normal(o).astype(np.float32),
+        )
         for o, i in shapes
     ]
 

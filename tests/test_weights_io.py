@@ -138,8 +138,11 @@ class TestBadFiles:
         save_file(
             dict(HybridNet(TINY).state_dict()),
             str(path),
-            metadata={"format": "hybridnet", "format_version": "1",
-                      "config": '{"content_channels": [4, 8, 8], "quantum": true}'},
+            metadata={
+                "format": "hybridnet",
+                "format_version": "1",
+                "config": '{"content_channels": [4, 8, 8], "quantum": true}',
+            },
         )
         with pytest.raises(WeightsError, match="config cannot be used"):
             load_model(path)
