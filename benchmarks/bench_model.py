@@ -12,8 +12,9 @@ import argparse
 import torch
 from torch import nn
 
-from _common import machine, reset_peak_rss, rss_mib, table, time_it
 from hybridnet import HybridNet, HybridNetConfig
+
+from _common import machine, reset_peak_rss, rss_mib, table, time_it
 
 
 def conv_flops(model: nn.Module, image: torch.Tensor) -> float:

@@ -11,8 +11,9 @@ import argparse
 
 import torch
 
-from _common import machine, table, time_it
 from hybridnet.spatial_rnn import DIRECTIONS, available_backends, spatial_rnn
+
+from _common import machine, table, time_it
 
 
 def main() -> None:
@@ -39,8 +40,13 @@ def main() -> None:
             times: dict[str, float] = {}
             for backend in backends:
 
-                def step(backend: str = backend, direction: str = direction) -> None:
-                    h = spatial_rnn(x, g, p, direction, backend=backend)  # type: ignore[arg-type]
+                def step(
+                    backend: str = backend,
+                    direction: str = direction,
+                    tensors: tuple[torch.Tensor, ...] = (x, g, p),
+                    device: str = device,
+                ) -> None:
+                    h = spatial_rnn(*tensors, direction, backend=backend)  # type: ignore[arg-type]
                     h.sum().backward()
                     if device == "cuda":
                         torch.cuda.synchronize()
