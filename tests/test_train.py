@@ -1,0 +1,173 @@
+"""Training: the loss falls, runs resume exactly, Ctrl-C keeps the work, config is saved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hybridnet import HybridNetConfig, load_model
+from hybridnet.train import CHECKPOINT, TrainConfig, Trainer
+
+TINY = HybridNetConfig.tiny()
+
+
+@pytest.fixture(scope="module")
+def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few smooth, textured 'photos' generated in the test."""
+    root = tmp_path_factory.mktemp("clean")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:160, 0:200] / 160.0
+    for i in range(4):
+        base = np.stack(
+            [np.sin(xx * (i + 2)) * 0.3 + 0.5, yy * 0.8 + 0.1, np.cos(yy * 3 + i) * 0.3 + 0.5],
+            axis=-1,
+        )
+        base += rng.normal(0, 0.02, base.shape)
+        Image.fromarray((np.clip(base, 0, 1) * 255).astype(np.uint8)).save(root / f"im{i}.png")
+    return root
+
+
+def _config(clean_dir: Path, **kw: object) -> TrainConfig:
+    base = dict(
+        model=TINY,
+        iterations=6,
+        batch_size=2,
+        patch_size=128,
+        lr=1e-3,
+        train_dirs=(str(clean_dir),),
+        checkpoint_every=2,
+        log_every=1,
+        seed=7,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_model(path).state_dict()
+
+
+class TestTrainConfig:
+    def test_paper_defaults(self) -> None:
+        cfg = TrainConfig()
+        assert (cfg.iterations, cfg.batch_size, cfg.patch_size) == (20_000, 10, 128)
+        assert (cfg.lr, cfg.lr_step, cfg.lr_decay) == (1e-4, 8_000, 0.5)
+        assert cfg.betas == (0.9, 0.999) and cfg.weight_decay == 1e-5
+        assert cfg.loss == "total" and cfg.gamma_range == (2.0, 4.0)
+
+    def test_json_round_trip(self, clean_dir: Path) -> None:
+        cfg = _config(clean_dir, loss="mse+adv", degradation="mix")
+        assert TrainConfig.from_json(cfg.to_json()) == cfg
+
+    def test_adversarial_needs_128_patches(self) -> None:
+        with pytest.raises(ValueError, match="at least 128"):
+            TrainConfig(patch_size=64, loss="total")
+        TrainConfig(patch_size=64, loss="mse")  # fine without the discriminator
+
+
+class TestTraining:
+    def test_loss_falls(self, clean_dir: Path, tmp_path: Path) -> None:
+        cfg = _config(
+            clean_dir,
+            iterations=40,
+            loss="mse",
+            patch_size=48,
+            log_every=10,
+            checkpoint_every=100,
+            lr=3e-3,
+        )
+        trainer = Trainer(cfg, tmp_path / "run", progress=False)
+        result = trainer.run()
+        trainer.close()
+        assert result.finished and result.model_path is not None
+        rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]
+        losses = [float(r.split(",")[3]) for r in rows]
+        assert losses[-1] < 0.5 * losses[0]
+        meta_cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+        assert meta_cfg["iterations"] == 40
+        assert load_model(result.model_path).config == TINY
+
+    def test_interrupted_and_resumed_equals_uninterrupted(
+        self, clean_dir: Path, tmp_path: Path
+    ) -> None:
+        cfg = _config(clean_dir, loss="mse+adv")
+        straight = Trainer(cfg, tmp_path / "a", progress=False)
+        straight.run()
+        straight.close()
+
+        def interrupt(iteration: int) -> None:
+            if iteration == 3:
+                raise KeyboardInterrupt
+
+        first = Trainer(cfg, tmp_path / "b", progress=False)
+        with pytest.raises(KeyboardInterrupt):
+            first.run(on_step=interrupt)
+        first.close()
+        assert (tmp_path / "b" / CHECKPOINT).exists()
+        assert not (tmp_path / "b" / "model.safetensors").exists()
+        resumed = Trainer(cfg, tmp_path / "b", resume=True, progress=False)
+        assert resumed.iteration == 3
+        resumed.run()
+        resumed.close()
+        a = _weights(tmp_path / "a" / "model.safetensors")
+        b = _weights(tmp_path / "b" / "model.safetensors")
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        # and the discriminator/optimiser states match too
+        ca = torch.load(tmp_path / "a" / CHECKPOINT, weights_only=True)
+        cb = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)
+        assert all(torch.equal(ca["disc"][k], cb["disc"][k]) for k in ca["disc"])
+        assert ca["iteration"] == cb["iteration"] == 6
+
+    def test_stop_at_then_extend_iterations(self, clean_dir: Path, tmp_path: Path) -> None:
+        cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=4)
+        t = Trainer(cfg, tmp_path / "r", progress=False)
+        assert not t.run(stop_at=2).finished
+        t.close()
+        longer = _config(clean_dir, loss="mse", patch_size=32, iterations=5)
+        t = Trainer(longer, tmp_path / "r", resume=True, progress=False)
+        assert t.run().finished and t.iteration == 5
+        t.close()
+
+    def test_resume_with_other_options_refused(self, clean_dir: Path, tmp_path: Path) -> None:
+        cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=2)
+        t = Trainer(cfg, tmp_path / "r", progress=False)
+        t.run()
+        t.close()
+        with pytest.raises(ValueError, match="another configuration"):
+            Trainer(
+                _config(clean_dir, loss="mse", patch_size=32, iterations=2, lr=0.5),
+                tmp_path / "r",
+                resume=True,
+            )
+
+    def test_existing_run_not_overwritten(self, clean_dir: Path, tmp_path: Path) -> None:
+        cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=2)
+        t = Trainer(cfg, tmp_path / "r", progress=False)
+        t.run()
+        t.close()
+        with pytest.raises(FileExistsError, match="--resume"):
+            Trainer(cfg, tmp_path / "r")
+
+    def test_paired_folders(self, clean_dir: Path, tmp_path: Path) -> None:
+        low = tmp_path / "low"
+        low.mkdir()
+        for f in clean_dir.iterdir():
+            arr = np.asarray(Image.open(f)).astype(np.float32) / 255
+            Image.fromarray((arr**3 * 255).astype(np.uint8)).save(low / f.name)
+        cfg = _config(
+            clean_dir,
+            loss="mse",
+            patch_size=32,
+            iterations=2,
+            train_dirs=(),
+            pairs=(str(low), str(clean_dir)),
+        )
+        t = Trainer(cfg, tmp_path / "r", progress=False)
+        assert t.run().finished
+        t.close()
