@@ -20,6 +20,8 @@ from lowlight import __version__
 #: Modules that register subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "lowlight.enhance_cmd",
+    "lowlight.train_cmd",
+    "lowlight.eval_cmd",
 )
 
 DESCRIPTION = (
