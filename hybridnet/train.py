@@ -52,7 +52,7 @@ from hybridnet.discriminator import PATCH, Discriminator
 from hybridnet.hybrid_network import HybridNet
 from hybridnet.losses import AdversarialMode, HybridLoss, LossTerms, discriminator_loss
 from hybridnet.vgg import load_vgg_features
-from hybridnet.weights_io import save_model
+from hybridnet.weights_io import load_model, save_model
 from lowlight.progress import ProgressBar, format_duration
 
 Degradation = Literal["gamma", "realistic", "mix"]
@@ -90,6 +90,8 @@ class TrainConfig:
         checkpoint_every: iterations between checkpoints.
         log_every: iterations between log lines and metrics rows.
         vgg_weights: VGG-16 weights for the perceptual term (see :mod:`hybridnet.vgg`).
+        init_weights: start the generator from these weights (fine-tuning; the file's
+            config must equal ``model``) instead of a random initialisation.
     """
 
     model: HybridNetConfig = field(default_factory=HybridNetConfig)
@@ -113,6 +115,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     vgg_weights: str | None = None
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "patch_size", "lr_step", "checkpoint_every",
@@ -231,7 +234,12 @@ class Trainer:
         self.workers = workers
 
         torch.manual_seed(config.seed)
-        self.model = HybridNet(config.model).to(self.device).train()
+        self.model = HybridNet(config.model)
+        if config.init_weights is not None and checkpoint is None:
+            start = load_model(config.init_weights, expected_config=config.model)
+            self.model.load_state_dict(start.state_dict())
+            log.info("generator initialised from %s", config.init_weights)
+        self.model = self.model.to(self.device).train()
         self.disc: Discriminator | None = None
         if config.uses_adversarial:
             self.disc = Discriminator(config.model.leaky_slope).to(self.device).train()

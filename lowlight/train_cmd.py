@@ -50,6 +50,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model-config", type=Path, metavar="JSON",
                    help="HybridNetConfig as JSON (default: the default config)")
     p.add_argument("--vgg-weights", type=Path, help="VGG-16 weights for the perceptual loss")
+    p.add_argument("--init-weights", type=Path,
+                   help="start from these generator weights (fine-tuning) instead of random")
     p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda")
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hybridnet.config import HybridNetConfig
     from hybridnet.data import default_data_root
+    from hybridnet.errors import WeightsError
     from hybridnet.train import TrainConfig, Trainer, default_train_dirs
 
     if args.threads:
@@ -99,10 +102,12 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             log_every=args.log_every,
             vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
+            init_weights=str(args.init_weights.resolve()) if args.init_weights else None,
         )
         trainer = Trainer(config, args.out, device=args.device, resume=args.resume,
                           workers=args.workers, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError, json.JSONDecodeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, json.JSONDecodeError,
+            WeightsError) as exc:
         print(f"lowlight train: {exc}", file=sys.stderr)
         return 2
     try:

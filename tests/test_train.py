@@ -154,6 +154,19 @@ class TestTraining:
         with pytest.raises(FileExistsError, match="--resume"):
             Trainer(cfg, tmp_path / "r")
 
+    def test_init_weights_fine_tunes(self, clean_dir: Path, tmp_path: Path) -> None:
+        first = Trainer(_config(clean_dir, loss="mse", patch_size=32, iterations=2),
+                        tmp_path / "a", progress=False)
+        first.run()
+        first.close()
+        start = tmp_path / "a" / "model.safetensors"
+        cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=1, init_weights=str(start))
+        second = Trainer(cfg, tmp_path / "b", progress=False)
+        before = {k: v.clone() for k, v in second.model.state_dict().items()}
+        assert all(torch.equal(before[k], v) for k, v in _weights(start).items())
+        second.run()
+        second.close()
+
     def test_paired_folders(self, clean_dir: Path, tmp_path: Path) -> None:
         low = tmp_path / "low"
         low.mkdir()

@@ -1,0 +1,98 @@
+"""Enhancer overhead and memory (issue #4), CPU.
+
+* overhead: ``Enhancer.enhance`` on a 12-megapixel 8-bit RGB photo (conversion, padding,
+  tiling with overlaps, blending, quantisation) against the bare network forward on the
+  same image as one float tensor; target <= 10 % of the bare forward;
+* re-blend: :class:`hybridnet.contract.Blender` on a 1-megapixel preview at a new
+  strength; target <= 16 ms;
+* peak memory above the process's baseline at 12 and 50 megapixels (Linux VmHWM).
+
+The model is the default config, randomly initialised (same cost as trained weights).
+Usage: ``python benchmarks/bench_enhancer.py [--threads 2] [--skip-50mp]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+
+import numpy as np
+import torch
+
+from _common import machine, reset_peak_rss, rss_mib, table, time_it
+from hybridnet import HybridNet, HybridNetConfig
+from hybridnet.contract import Blender, check_image
+from hybridnet.enhancer import BYTES_PER_PIXEL, Enhancer
+
+
+def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([np.sin(xx / 97) * 0.1 + 0.15, np.cos(yy / 61) * 0.1 + 0.12,
+                     (xx + yy) / (height + width) * 0.2], axis=-1)
+    base += rng.normal(0, 0.01, base.shape).astype(np.float32)
+    return np.round(np.clip(base, 0, 1) * 255).astype(np.uint8)
+
+
+def peak_of(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    gc.collect()
+    base, _ = rss_mib()
+    reset_peak_rss()
+    seconds = time_it(fn, repeat=1, warmup=0)
+    _, peak = rss_mib()
+    return seconds, peak - base
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-50mp", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = HybridNet(HybridNetConfig()).eval()
+    enhancer = Enhancer(model=model, device="cpu")
+    print("# Enhancer overhead and memory, CPU, default config (random weights)")
+    print(f"# {machine()}\n")
+
+    h, w = 3000, 4000
+    img = photo(h, w)
+    tensor = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+
+    def bare() -> None:
+        with torch.inference_mode():
+            model(tensor)
+
+    bare_s, bare_mem = peak_of(bare)
+    untiled_s, untiled_mem = peak_of(lambda: enhancer.enhance(img, tile_size=max(h, w)))
+    tiled_s, tiled_mem = peak_of(lambda: enhancer.enhance(img))
+    plan = enhancer._plan(check_image(img), None, 0)
+    rows = [
+        ["bare forward, one float tensor", "12 MP", bare_s, "1.00", bare_mem],
+        ["Enhancer, one tile (no tiling)", "12 MP", untiled_s, f"{untiled_s / bare_s:.3f}",
+         untiled_mem],
+        [f"Enhancer, default tiling ({plan.count} tiles {plan.tile_w}x{plan.tile_h})", "12 MP",
+         tiled_s, f"{tiled_s / bare_s:.3f}", tiled_mem],
+    ]
+    del tensor
+    gc.collect()
+    if not args.skip_50mp:
+        big = photo(5800, 8700, seed=1)
+        big_s, big_mem = peak_of(lambda: enhancer.enhance(big))
+        rows.append(["Enhancer, default tiling", "50 MP", big_s, "-", big_mem])
+        del big
+    print(table(["what", "size", "seconds", "ratio to bare", "peak MiB above baseline"], rows))
+
+    preview = photo(1000, 1000, seed=2)
+    blender = Blender(preview, enhancer.enhance(preview))
+    strengths = iter(np.linspace(0.01, 0.99, 1000))
+    t = time_it(lambda: blender(float(next(strengths))), repeat=20, warmup=2)
+    print()
+    print(table(["re-blend a cached 1 MP preview", "ms per strength (median of 20)"],
+                [["Blender(original, enhanced)(s)", t * 1000]]))
+    print(f"\n(planning constant BYTES_PER_PIXEL = {BYTES_PER_PIXEL}; bare forward used "
+          f"{bare_mem * 2**20 / (h * w):.0f} bytes per pixel)")
+
+
+if __name__ == "__main__":
+    main()
