@@ -10,6 +10,19 @@ Rules a user can rely on:
   picks the format);
 * every failure is one line naming the file and what to do; the summary lists them;
 * exit status 0 when every file was enhanced, 1 when some failed, 2 on usage errors.
+
+Where the network runs: by default in the background worker (:mod:`worker`), started
+when none runs and left running for the next command, so repeated runs skip loading
+torch and the model; ``--no-worker`` runs it in this process. Both give bit-identical
+pixels (same weights, device and CPU thread count; a worker this command starts uses
+torch's default thread count, like this process). ``--weights``/``--device`` are passed
+to a worker this command starts; when a worker already runs with other weights (compared
+by SHA-256; the bundled model by default) or on another device than an explicit
+``--device``, this command says so and enhances in this process instead, so the output
+is always that of the weights and device asked for. A worker that cannot be started
+(socket, folder, crash) is reported in one note and the command goes on in this process;
+weights that cannot be loaded are an error either way. ``--tile-size`` is sent with each
+request.
 """
 
 from __future__ import annotations
@@ -82,6 +95,8 @@ def register(subparsers: Any) -> None:
                    help="where the network runs (default auto: GPU when available)")
     p.add_argument("--tile-size", type=int, default=None,
                    help="maximum tile side in pixels (default: from free memory)")
+    p.add_argument("--no-worker", action="store_true",
+                   help="run the network in this process instead of the background worker")
     p.add_argument("--suffix", default="_enhanced", help="added to NAME for default outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -140,10 +155,57 @@ class InProcessEngine:
         return f"in-process on {self.enhancer.device}"
 
 
-def run(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = None) -> int:
-    from hybridnet.imageio import ImageFileError, read_image, write_image
-    from lowlight.progress import ProgressBar
+class WorkerMismatch(Exception):
+    """The running worker has other weights or another device than asked for."""
 
+
+class WorkerEngine:
+    """The background worker through :mod:`worker.client` (started when none runs).
+
+    Raises:
+        worker.client.WorkerError: the worker cannot be started or reached.
+        WorkerMismatch: a running worker has other weights/device than asked for.
+    """
+
+    def __init__(self, weights: Path | None, device: str, tile_size: int | None) -> None:
+        from worker.cli import mismatch_notes
+        from worker.client import WorkerClient
+
+        start_args = ["--device", device]
+        if weights is not None:
+            start_args += ["--weights", str(weights.resolve())]
+        self.client = WorkerClient(autostart=True, start_args=start_args)
+        self.tile_size = tile_size
+        try:
+            self.info = self.client.hello()
+            notes = mismatch_notes(self.info, weights, device)
+        except BaseException:
+            self.client.close()
+            raise
+        if notes:
+            self.client.close()
+            raise WorkerMismatch("; ".join(notes))
+
+    def enhance(
+        self,
+        pixels: NDArray[Any],
+        strength: StrengthArg,
+        progress: Callable[[int, int], None] | None,
+    ) -> NDArray[Any]:
+        out = self.client.enhance(pixels, strength,  # type: ignore[arg-type]
+                                  progress=progress, tile_size=self.tile_size)
+        for notice in self.client.notices:
+            print(f"lowlight enhance: note: {notice}", file=sys.stderr)
+        return out
+
+    def describe(self) -> str:
+        return f"background worker (pid {self.info.get('pid')}) on {self.info.get('device')}"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def run(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = None) -> int:
     if args.output is not None and len(args.inputs) > 1:
         print("lowlight enhance: -o/--output takes one input; use --output-dir for several",
               file=sys.stderr)
@@ -159,6 +221,26 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = 
                   f"{exc.strerror or exc}", file=sys.stderr)
             return 2
     jobs, failures = plan_outputs(args)
+    opened: list[Engine] = []
+    try:
+        return _enhance_all(args, jobs, failures, engine_factory, opened)
+    finally:
+        for engine in opened:  # the worker connection (the worker itself keeps running)
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
+
+
+def _enhance_all(
+    args: argparse.Namespace,
+    jobs: list[Job],
+    failures: list[str],
+    engine_factory: Callable[[], Engine] | None,
+    opened: list[Engine],
+) -> int:
+    from hybridnet.imageio import ImageFileError, read_image, write_image
+    from lowlight.progress import ProgressBar
+
     engine: Engine | None = None
     done: list[Path] = []
     single = len(jobs) == 1
@@ -176,6 +258,7 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = 
                       f"{_layout_word(loaded.pixels)} for enhancement", file=sys.stderr)
             if engine is None:
                 engine = (engine_factory or _default_engine(args))()
+                opened.append(engine)
             tile_bar = ProgressBar(0, job.source.name, enabled=single and not args.quiet,
                                    unit="tile")
 
@@ -230,12 +313,36 @@ def _default_engine(args: argparse.Namespace) -> Callable[[], Engine]:
     def make() -> Engine:
         from hybridnet.errors import WeightsError
 
+        if not getattr(args, "no_worker", False):
+            engine = _worker_engine(args)
+            if engine is not None:
+                return engine
         try:
             return InProcessEngine(args.weights, args.device, args.tile_size)
         except (WeightsError, ValueError) as exc:
             raise EngineError(str(exc)) from exc
 
     return make
+
+
+def _worker_engine(args: argparse.Namespace) -> Engine | None:
+    """The worker, or ``None`` (after one note) when this process should do the work."""
+    from worker.client import WorkerError
+
+    if args.weights is not None and not args.weights.is_file():
+        raise EngineError(f"weights file {args.weights} does not exist; check the path")
+    try:
+        return WorkerEngine(args.weights, args.device, args.tile_size)
+    except WorkerMismatch as exc:
+        print(f"lowlight enhance: note: the running worker does not match: {exc}; enhancing "
+              "in this process instead (`lowlight worker stop` lets the next run start a "
+              "matching worker)", file=sys.stderr)
+    except WorkerError as exc:
+        if exc.code == "no_model":  # this process could not load the weights either
+            raise EngineError(str(exc)) from exc
+        print(f"lowlight enhance: note: {exc}; enhancing in this process instead "
+              "(--no-worker skips the worker)", file=sys.stderr)
+    return None
 
 
 def _layout_word(pixels: NDArray[Any]) -> str:

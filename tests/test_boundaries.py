@@ -42,6 +42,11 @@ TORCH_FREE = [
     "hybridnet",
     "hybridnet.config",
     "hybridnet.errors",
+    "hybridnet.contract",
+    "worker",
+    "worker.protocol",
+    "worker.client",
+    "worker.cli",
 ]
 
 
@@ -69,3 +74,27 @@ def test_hybridnet_never_imports_zmq_or_qt() -> None:
     loaded = _top(_imported_after(modules))
     assert "torch" in loaded  # the check really imported the model side
     assert not loaded & {"zmq", "PyQt6", "PySide6", "msgpack"}
+
+
+def test_worker_client_side_imports_neither_torch_nor_qt() -> None:
+    loaded = _top(_imported_after(["worker.client", "worker.protocol", "worker.cli"]))
+    assert "zmq" in loaded  # the check really imported the client
+    assert not loaded & {"torch", "PyQt6", "PySide6"}
+
+
+def test_worker_server_never_imports_qt() -> None:
+    code = (
+        "import sys\nfrom worker.server import load_model\nimport hybridnet.enhancer\n"
+        "bad = {m.split('.')[0] for m in sys.modules} & {'PyQt6', 'PySide6', 'PyQt5'}\n"
+        "assert not bad, bad\nassert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_worker_cli_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\nfrom worker.cli import main\n"
+        "try:\n    main(['start', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
