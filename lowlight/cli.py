@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "lowlight.enhance_cmd",
     "lowlight.train_cmd",
     "lowlight.eval_cmd",
+    "installer.cli",
     "worker.cli",
 )
 

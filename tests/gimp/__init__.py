@@ -1,0 +1,1 @@
+"""Helpers of tests/test_gimp.py: the host side (chroot.py) and scripts run inside GIMP."""
