@@ -24,6 +24,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "lowlight.eval_cmd",
     "installer.cli",
     "worker.cli",
+    "plugin.batch_cmd",
+    "plugin.panel.app",
 )
 
 DESCRIPTION = (

@@ -47,12 +47,25 @@ TORCH_FREE = [
     "worker.protocol",
     "worker.client",
     "worker.cli",
+    # the batch engine and `lowlight batch`: numpy, the worker client, image files
+    "plugin.batch",
+    "plugin.batch_cmd",
+    # the desktop panel: Qt and the worker client, never torch
+    "plugin.panel.app",
+    "plugin.panel.main_window",
+    "plugin.panel.worker_link",
 ]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_client_side_modules_do_not_import_torch(module: str) -> None:
     assert "torch" not in _top(_imported_after([module]))
+
+
+def test_panel_module_does_not_import_qt_until_it_runs() -> None:
+    """``lowlight --help`` registers ``panel`` without loading Qt (or torch)."""
+    loaded = _top(_imported_after(["plugin.panel.app", "plugin.batch_cmd"]))
+    assert not loaded & {"torch", "PyQt6"}
 
 
 def test_cli_help_does_not_import_torch() -> None:
