@@ -19,10 +19,11 @@ import gc
 import numpy as np
 import torch
 
-from _common import machine, reset_peak_rss, rss_mib, table, time_it
 from hybridnet import HybridNet, HybridNetConfig
 from hybridnet.contract import Blender, check_image
 from hybridnet.enhancer import BYTES_PER_PIXEL, Enhancer
+
+from _common import machine, reset_peak_rss, rss_mib, table, time_it
 
 
 def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -74,8 +75,6 @@ def main() -> None:
         [f"Enhancer, default tiling ({plan.count} tiles {plan.tile_w}x{plan.tile_h})", "12 MP",
          tiled_s, f"{tiled_s / bare_s:.3f}", tiled_mem],
     ]
-    del tensor
-    gc.collect()
     if not args.skip_50mp:
         big = photo(5800, 8700, seed=1)
         big_s, big_mem = peak_of(lambda: enhancer.enhance(big))
