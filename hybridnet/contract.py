@@ -140,12 +140,8 @@ def check_image(image: object, *, name: str = "image") -> Layout:
 def colour_to_float(image: NDArray[np.generic], layout: Layout) -> F32:
     """The colour channels of ``image`` as float32 RGB in [0, 1], H×W×3 (gray repeated)."""
     arr = image[..., None] if layout.squeeze else image
-    colour = arr[..., : layout.colour_channels]
-    scale = _MAX_VALUE.get(layout.dtype)
-    out = colour.astype(np.float32)
-    if scale is not None:
-        out /= np.float32(scale)
-    if scale is None:
+    out = unit_float(arr[..., : layout.colour_channels], layout.dtype)
+    if layout.dtype == np.float32:
         np.clip(out, 0.0, 1.0, out=out)
     if layout.gray:
         out = np.repeat(out, 3, axis=2)
@@ -158,6 +154,15 @@ def float_to_colour(rgb: F32, layout: Layout) -> F32:
         w = np.asarray(LUMA, dtype=np.float32)
         return (rgb @ w)[..., None]
     return rgb
+
+
+def unit_float(colour: NDArray[np.generic], dtype: np.dtype[np.generic]) -> F32:
+    """Integer or float values as float32 on the [0, 1] scale of ``dtype`` (no clipping)."""
+    out = colour.astype(np.float32)
+    scale = _MAX_VALUE.get(np.dtype(dtype))
+    if scale is not None:
+        out /= np.float32(scale)
+    return out
 
 
 def quantize(values: F32, dtype: np.dtype[np.generic]) -> NDArray[np.generic]:

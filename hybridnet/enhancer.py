@@ -49,6 +49,7 @@ from hybridnet.contract import (
     colour_to_float,
     float_to_colour,
     quantize,
+    unit_float,
 )
 from hybridnet.errors import HybridNetError, InvalidImageError, WeightsError
 from hybridnet.hybrid_network import SIZE_MULTIPLE, HybridNet
@@ -355,10 +356,7 @@ class Enhancer:
         if strength < 1.0:
             c = layout.colour_channels
             orig = (original[..., None] if layout.squeeze else original)[..., :c]
-            scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(layout.dtype)
-            base = orig.astype(np.float32)
-            if scale is not None:
-                base /= np.float32(scale)
+            base = unit_float(orig, layout.dtype)  # unclipped: strength < 1 keeps the original
             colour = base + np.float32(strength) * (colour - base)
         return assemble(quantize(colour, layout.dtype), original, layout)
 

@@ -160,8 +160,8 @@ def evaluate_real(
     sheet_dir: Path,
     *,
     max_side: int = 1024,
-    thumb_height: int = 240,
-    rows_per_sheet: int = 8,
+    thumb_height: int = 180,
+    rows_per_sheet: int = 10,
     progress: bool = True,
 ) -> tuple[list[RealRow], list[Path]]:
     """No-reference measures and contact sheets for real low-light photos."""

@@ -23,12 +23,10 @@ uninterrupted one. Checkpoints use ``torch.save`` and are read back with
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -52,7 +50,7 @@ from hybridnet.discriminator import PATCH, Discriminator
 from hybridnet.hybrid_network import HybridNet
 from hybridnet.losses import AdversarialMode, HybridLoss, LossTerms, discriminator_loss
 from hybridnet.vgg import load_vgg_features
-from hybridnet.weights_io import load_model, save_model
+from hybridnet.weights_io import atomic_write, load_model, save_model
 from lowlight.progress import ProgressBar, format_duration
 
 Degradation = Literal["gamma", "realistic", "mix"]
@@ -444,17 +442,8 @@ class Trainer:
         now = time.monotonic()
         self.elapsed += now - self._segment_start
         self._segment_start = now  # time is counted once, across checkpoints and resumes
-        path = self.run_dir / CHECKPOINT
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=self.run_dir)
-        os.close(fd)
-        try:
-            torch.save(self._checkpoint_state(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return path
+        state = self._checkpoint_state()
+        return atomic_write(self.run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
     def _load_checkpoint(self) -> dict[str, Any]:
         path = self.run_dir / CHECKPOINT

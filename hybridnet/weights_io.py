@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -62,11 +63,17 @@ def save_model(
         **extra,
     }
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return atomic_write(target, lambda tmp: save_file(state, tmp, metadata=header))
+
+
+def atomic_write(target: Path, write: Callable[[str], object]) -> Path:
+    """Call ``write(temporary path)`` in ``target``'s folder, fsync, then rename over
+    ``target``: a crash leaves the previous file or the new one, never half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        save_file(state, tmp, metadata=header)
+        write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
