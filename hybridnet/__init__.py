@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         WeightsError,
     )
     from hybridnet.hybrid_network import HybridNet
-    from hybridnet.spatial_rnn import spatial_rnn
     from hybridnet.weights_io import load_model, save_model
 
 # name -> module that defines it; imported on first attribute access.
@@ -34,7 +33,6 @@ _LAZY: dict[str, str] = {
     "HybridNetConfig": "hybridnet.config",
     "HybridNet": "hybridnet.hybrid_network",
     "Discriminator": "hybridnet.discriminator",
-    "spatial_rnn": "hybridnet.spatial_rnn",
     "save_model": "hybridnet.weights_io",
     "load_model": "hybridnet.weights_io",
     "Enhancer": "hybridnet.enhancer",
@@ -62,7 +60,6 @@ __all__ = [
     "blend",
     "load_model",
     "save_model",
-    "spatial_rnn",
 ]
 
 

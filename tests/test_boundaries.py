@@ -111,3 +111,16 @@ def test_worker_cli_help_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+
+
+def test_package_names_never_shadow_submodules() -> None:
+    """``from hybridnet import X`` must give the same object whatever was imported before.
+
+    A lazily exported name equal to a submodule's name (``hybridnet.spatial_rnn`` the
+    function vs. the module) resolves to the module once that submodule is imported, so
+    the result would depend on import order.
+    """
+    import hybridnet
+
+    submodules = {m.name for m in pkgutil.iter_modules(hybridnet.__path__)}
+    assert not set(hybridnet.__all__) & submodules

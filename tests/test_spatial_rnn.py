@@ -10,11 +10,11 @@ import textwrap
 import pytest
 import torch
 
-from hybridnet import spatial_rnn
 from hybridnet.errors import InvalidInputError
 from hybridnet.spatial_rnn import (
     DIRECTIONS,
     available_backends,
+    spatial_rnn,
     spatial_rnn_max4,
     spatial_rnn_reference,
 )
