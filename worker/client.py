@@ -289,7 +289,7 @@ class WorkerClient:
             raise WorkerError(ErrorCode.START_FAILED.value,
                               f"the worker's folder cannot be used: {exc}") from None
 
-    def _ensure_connected(self, autostart: bool) -> None:
+    def _ensure_connected(self, autostart: bool, _stale_retry: bool = False) -> None:
         if self._sock is not None:
             if self._worker_alive():
                 return
@@ -313,6 +313,13 @@ class WorkerClient:
         self._open(endpoint)
         try:
             reply, _ = self._exchange(Op.HELLO, {}, None, None, None)
+        except WorkerError as exc:
+            self._disconnect()
+            if exc.code == ErrorCode.WORKER_DIED.value and not _stale_retry:
+                # The endpoint was a crashed worker's, read in the instant a new worker
+                # had taken the lock but not yet written its pid: look again.
+                return self._ensure_connected(autostart, _stale_retry=True)
+            raise
         except _Silence:
             self._disconnect()
             raise WorkerError(

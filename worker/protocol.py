@@ -849,7 +849,30 @@ def live_endpoint(directory: Path) -> EndpointInfo | None:
     lock = directory / LOCK_FILE
     if not InstanceLock.held(lock) or InstanceLock.holder_pid(lock) != info.pid:
         return None
+    # A new worker takes the lock an instant before it writes its pid over the crashed
+    # one's: in that instant the stale file looks live, unless its process is gone.
+    if not _process_exists(info.pid):
+        return None
     return info
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` is a running process (not a zombie); always ``True`` on Windows."""
+    if sys.platform == "win32":
+        return True  # os.kill(pid, 0) would terminate it there
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        stat = ""
+    if stat:
+        return stat.rpartition(")")[2].split()[:1] != ["Z"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 if sys.platform == "win32":
