@@ -45,6 +45,14 @@ class TestRoundTrip:
     def test_atomic_leaves_no_temp_files(self, saved: tuple[HybridNet, Path]) -> None:
         assert sorted(p.name for p in saved[1].parent.iterdir()) == ["model.safetensors"]
 
+    def test_file_mode_follows_the_umask(self, tmp_path: Path) -> None:
+        old = os.umask(0o022)
+        try:
+            path = save_model(HybridNet(TINY), tmp_path / "m.safetensors")
+        finally:
+            os.umask(old)
+        assert path.stat().st_mode & 0o777 == 0o644
+
     def test_failed_save_keeps_previous_file(
         self, saved: tuple[HybridNet, Path], monkeypatch: pytest.MonkeyPatch
     ) -> None:
