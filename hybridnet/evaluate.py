@@ -162,9 +162,14 @@ def evaluate_real(
     max_side: int = 1024,
     thumb_height: int = 180,
     rows_per_sheet: int = 10,
+    sheet_limit: int | None = None,
     progress: bool = True,
 ) -> tuple[list[RealRow], list[Path]]:
-    """No-reference measures and contact sheets for real low-light photos."""
+    """No-reference measures and contact sheets for real low-light photos.
+
+    The measures cover every photo; the contact sheets show the first ``sheet_limit`` of
+    each folder (all by default), ``rows_per_sheet`` rows per PNG.
+    """
     rows: list[RealRow] = []
     sheets: list[Path] = []
     sheet_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +188,8 @@ def evaluate_real(
                     metrics.noise_sigma(image), metrics.colour_cast(image),
                     newly_white(low, image),
                 ))
-            triplets.append((path.name, low, ours, lime))
+            if sheet_limit is None or len(triplets) < sheet_limit:
+                triplets.append((path.name, low, ours, lime))
             bar.update(1)
         safe = dataset.replace("/", "_")
         for page in range(math.ceil(len(triplets) / rows_per_sheet)):

@@ -37,6 +37,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--real", nargs="*", default=None, metavar="DIR",
                    help="real low-light folders relative to the data root (default: all)")
     p.add_argument("--limit", type=int, default=None, help="at most N images per folder")
+    p.add_argument("--sheet-limit", type=int, default=None, metavar="N",
+                   help="contact sheets show the first N photos of each real folder "
+                        "(the measures still cover all)")
+    p.add_argument("--thumb-height", type=int, default=180, help="contact sheet row height")
     p.add_argument("--out", type=Path, default=None, help="report folder (default reports/NAME)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--device", default="auto")
@@ -78,11 +82,16 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"lowlight eval: {exc} (set --data-root)", file=sys.stderr)
         return 2
-    ev = Evaluation(model=str(weights))
+    bundled = args.weights is None
+    ev = Evaluation(model="the bundled model (hybridnet/weights/hybridnet.safetensors)"
+                    if bundled else str(weights))
     if synthetic:
         ev.synthetic = evaluate_synthetic(enhancer, synthetic, progress=progress)
     if real:
-        ev.real, ev.sheets = evaluate_real(enhancer, real, out / "sheets", progress=progress)
+        ev.real, ev.sheets = evaluate_real(
+            enhancer, real, out / "sheets", progress=progress, sheet_limit=args.sheet_limit,
+            thumb_height=args.thumb_height,
+        )
     report = write_report(out, ev, args.title or f"Evaluation of {Path(weights).name}")
     print(report)
     return 0
