@@ -1,8 +1,8 @@
 """Worker transport overhead and memory (issue #6): 12-megapixel 16-bit RGB on the CPU.
 
 Runs the same enhancement (default config, randomly initialised and saved to a temporary
-file, since trained weights are not shipped yet; a fixed tile size so both do the same
-tiles) in this process and through a real worker process over its real socket, and
+file: the cost does not depend on the weights' values; a fixed tile size so both do the
+same tiles) in this process and through a real worker process over its real socket, and
 prints, in one run:
 
 * the in-process time and the worker round trip (medians, alternated so that a shared
