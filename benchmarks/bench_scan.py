@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from hybridnet.spatial_rnn import DIRECTIONS, available_backends, spatial_rnn
+from hybridnet.spatially_variant_rnn import DIRECTIONS, available_backends, spatial_rnn
 
 from _common import machine, table, time_it
 

@@ -26,12 +26,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         WeightsError,
     )
     from hybridnet.hybrid_network import HybridNet
+    from hybridnet.spatially_variant_rnn import spatial_rnn
     from hybridnet.weights_io import load_model, save_model
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY: dict[str, str] = {
     "HybridNetConfig": "hybridnet.config",
     "HybridNet": "hybridnet.hybrid_network",
+    "spatial_rnn": "hybridnet.spatially_variant_rnn",
     "Discriminator": "hybridnet.discriminator",
     "save_model": "hybridnet.weights_io",
     "load_model": "hybridnet.weights_io",
@@ -60,6 +62,7 @@ __all__ = [
     "blend",
     "load_model",
     "save_model",
+    "spatial_rnn",
 ]
 
 

@@ -8,10 +8,10 @@ state in registers, so every load and store is coalesced across the block.
 
 * forward: :math:`h[k] = g[k] x[k] + p[k] h[k-1]`                         # Eq. (3)
 * backward: :math:`a[k] = \bar h[k] + p[k+1] a[k+1]`; :math:`dx = g a`, :math:`dg = x a`,
-  :math:`dp[k] = h[k-1] a[k]` (see :mod:`hybridnet.spatial_rnn`).
+  :math:`dp[k] = h[k-1] a[k]` (see :mod:`hybridnet.spatially_variant_rnn`).
 
 Half precision inputs are accumulated in float32; float64 stays float64.
-Importing this module fails when Triton is missing; :mod:`hybridnet.spatial_rnn` then
+Importing this module fails when Triton is missing; :mod:`hybridnet.spatially_variant_rnn` then
 uses its loop backend. The kernels also run on the CPU under ``TRITON_INTERPRET=1``,
 which is how the test-suite checks them on machines without a GPU.
 """

@@ -10,7 +10,7 @@ r"""The edge stream: spatially variant RNNs guided by a weight-generating encode
 3. Multi-scale features: down-convolutions of the image with ratios 1/2, 1/4, 1/8,
    resized back to the full size and concatenated with the image, form ``x``.
 4. Eq. (3) scans ``x`` left-to-right, right-to-left, top-to-bottom and bottom-to-top
-   (:func:`~hybridnet.spatial_rnn.spatial_rnn`); the four hidden maps are merged by a
+   (:func:`~hybridnet.spatially_variant_rnn.spatial_rnn`); the four hidden maps are merged by a
    node-wise max, which keeps at each pixel the direction of maximal response:
 
 .. math::
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from hybridnet.config import HybridNetConfig
 from hybridnet.layers import ResidualBlock, image_gradients, upsample_like
-from hybridnet.spatial_rnn import DIRECTIONS, ScanBackend, spatial_rnn_max4
+from hybridnet.spatially_variant_rnn import DIRECTIONS, ScanBackend, spatial_rnn_max4
 
 _EDGE_INPUT_CHANNELS = 9  # RGB + horizontal and vertical gradients
 

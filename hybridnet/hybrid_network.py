@@ -13,7 +13,7 @@ from hybridnet.content_stream import ContentStream
 from hybridnet.edge_stream import EdgeStream
 from hybridnet.errors import InvalidInputError
 from hybridnet.layers import upsample_like
-from hybridnet.spatial_rnn import ScanBackend
+from hybridnet.spatially_variant_rnn import ScanBackend
 
 #: The three down-samplings need sizes divisible by 2**3; inputs are padded to it.
 SIZE_MULTIPLE = 8

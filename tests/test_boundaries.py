@@ -116,9 +116,9 @@ def test_worker_cli_help_does_not_import_torch() -> None:
 def test_package_names_never_shadow_submodules() -> None:
     """``from hybridnet import X`` must give the same object whatever was imported before.
 
-    A lazily exported name equal to a submodule's name (``hybridnet.spatial_rnn`` the
-    function vs. the module) resolves to the module once that submodule is imported, so
-    the result would depend on import order.
+    A lazily exported name equal to a submodule's name (once, ``hybridnet.spatial_rnn``
+    the function vs. the module) resolves to the module once that submodule is imported,
+    so the result would depend on import order.
     """
     import hybridnet
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hybridnet.errors import InvalidInputError
-from hybridnet.spatial_rnn import (
+from hybridnet.spatially_variant_rnn import (
     DIRECTIONS,
     available_backends,
     spatial_rnn,
@@ -141,6 +141,16 @@ class TestFourDirectionMax:
             assert (a - b).abs().max().item() < 1e-9
 
 
+class TestPublicName:
+    def test_hybridnet_spatial_rnn_is_the_function(self) -> None:
+        import hybridnet
+
+        assert hybridnet.spatial_rnn is spatial_rnn
+        x, g, p = _inputs(1, 2, 3, 4, shared=True)
+        assert torch.equal(hybridnet.spatial_rnn(x, g, p, "left_to_right"),
+                           spatial_rnn(x, g, p, "left_to_right"))
+
+
 class TestBadInput:
     def test_unknown_direction(self) -> None:
         x, g, p = _inputs(1, 1, 2, 2, shared=True)
@@ -171,7 +181,7 @@ class TestBadInput:
 _TRITON_CHECK = textwrap.dedent(
     """
     import torch
-    from hybridnet.spatial_rnn import DIRECTIONS, spatial_rnn, spatial_rnn_reference
+    from hybridnet.spatially_variant_rnn import DIRECTIONS, spatial_rnn, spatial_rnn_reference
     from hybridnet import HybridNet, HybridNetConfig
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
