@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
@@ -11,6 +13,8 @@ import numpy as np
 import pytest
 
 from worker.protocol import (
+    ENDPOINT_FILE,
+    LOCK_FILE,
     PROTOCOL_VERSION,
     EndpointInfo,
     ErrorCode,
@@ -26,6 +30,7 @@ from worker.protocol import (
     ensure_private_dir,
     frame_to_array,
     ipc_endpoint,
+    live_endpoint,
     parse_enhance,
     parse_reply,
     parse_request,
@@ -182,6 +187,28 @@ class TestDiscovery:
         assert ipc_endpoint(tmp_path).startswith("ipc://")
         with pytest.raises(ValueError, match="shorter"):
             ipc_endpoint(tmp_path / ("x" * 120))
+
+    def test_crashed_workers_endpoint_is_not_live_while_a_new_one_takes_the_lock(
+        self, tmp_path: Path
+    ) -> None:
+        # A crashed worker left its endpoint file and its pid in the lock file; a new
+        # worker has just taken the lock and not yet written its own pid.
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        write_endpoint_file(tmp_path / ENDPOINT_FILE,
+                            EndpointInfo("ipc:///x", dead.pid, "ipc", PROTOCOL_VERSION, "0", 1.0))
+        lock = InstanceLock(tmp_path / LOCK_FILE)
+        assert lock.acquire()
+        try:
+            (tmp_path / LOCK_FILE).write_text(f"{dead.pid:<20d}\n")
+            assert InstanceLock.holder_pid(tmp_path / LOCK_FILE) == dead.pid
+            assert live_endpoint(tmp_path) is None
+            (tmp_path / LOCK_FILE).write_text(f"{os.getpid():<20d}\n")
+            write_endpoint_file(tmp_path / ENDPOINT_FILE, EndpointInfo(
+                "ipc:///x", os.getpid(), "ipc", PROTOCOL_VERSION, "0", 1.0))
+            assert live_endpoint(tmp_path) is not None  # the new worker, once written
+        finally:
+            lock.release()
 
     def test_lock_is_exclusive_and_probed(self, tmp_path: Path) -> None:
         path = tmp_path / "worker.lock"
