@@ -52,7 +52,7 @@ from hybridnet.contract import (
     unit_float,
 )
 from hybridnet.errors import HybridNetError, InvalidImageError, WeightsError
-from hybridnet.hybrid_network import SIZE_MULTIPLE, HybridNet
+from hybridnet.hybrid_network import MIN_SIDE, SIZE_MULTIPLE, HybridNet
 from hybridnet.weights_io import load_model
 
 log = logging.getLogger("hybridnet.enhancer")
@@ -279,7 +279,16 @@ class Enhancer:
                 attempts = 0
 
     def enhance_rgb(self, rgb: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Bare network on one float32 RGB array H×W×3 in [0, 1], no tiling; output clipped."""
+        """Bare network on one float32 RGB array H×W×3 in [0, 1], no tiling; output clipped.
+
+        Images thinner than the network's minimum side (a 1-pixel row or column) are
+        edge-padded to it and cropped back, so any non-empty image can be enhanced.
+        """
+        h, w = rgb.shape[:2]
+        if 0 < min(h, w) < MIN_SIDE:
+            padded = np.pad(rgb, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)),
+                            mode="edge")
+            return np.ascontiguousarray(self.enhance_rgb(padded)[:h, :w])
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
         with torch.inference_mode():
             y = self.model(x).clamp_(0.0, 1.0)

@@ -90,6 +90,16 @@ class TestLayouts:
         b = enhancer.enhance(over)
         assert np.array_equal(a, b)
 
+    @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9), (7, 1, 4), (1, 1)])
+    def test_one_pixel_rows_and_columns(self, enhancer: Enhancer,
+                                        shape: tuple[int, ...]) -> None:
+        img = _as(np.random.default_rng(2).random(shape) * 0.3, np.uint8)
+        out = enhancer.enhance(img)
+        assert out.shape == img.shape and out.dtype == img.dtype
+        if len(shape) == 3 and shape[2] == 3:  # the edge-padded pixel is enhanced as a 2×2
+            ref = enhancer.enhance(np.repeat(np.repeat(img, 2, 0), 2, 1))
+            assert np.array_equal(out[0, 0], ref[0, 0])
+
     def test_matches_the_bare_network(self, enhancer: Enhancer) -> None:
         img = _photo(40, 48)
         out = enhancer.enhance(img)
