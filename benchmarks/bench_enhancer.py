@@ -67,7 +67,7 @@ def main() -> None:
     bare_s, bare_mem = peak_of(bare)
     untiled_s, untiled_mem = peak_of(lambda: enhancer.enhance(img, tile_size=max(h, w)))
     tiled_s, tiled_mem = peak_of(lambda: enhancer.enhance(img))
-    plan = enhancer._plan(check_image(img), None, 0)
+    plan = enhancer._plan(check_image(img), None)
     rows = [
         ["bare forward, one float tensor", "12 MP", bare_s, "1.00", bare_mem],
         ["Enhancer, one tile (no tiling)", "12 MP", untiled_s, f"{untiled_s / bare_s:.3f}",

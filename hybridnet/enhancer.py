@@ -257,8 +257,9 @@ class Enhancer:
             return image.copy()
         budget_tile = tile_size if tile_size is not None else self.tile_size
         attempts = 0
+        cap: int | None = None  # tile pixels allowed after an out-of-memory error
         while True:
-            plan = self._plan(layout, budget_tile, attempts)
+            plan = self._plan(layout, budget_tile, cap)
             try:
                 return self._enhance_tiles(image, layout, s, plan, progress, cancel)
             except torch.cuda.OutOfMemoryError:
@@ -266,6 +267,7 @@ class Enhancer:
                     raise
                 torch.cuda.empty_cache()
                 attempts += 1
+                cap = plan.tile_h * plan.tile_w // 2  # each retry really halves the tiles
                 if plan.tile_h * plan.tile_w > MIN_TILE * MIN_TILE and attempts <= 4:
                     self.notices.append(
                         f"GPU out of memory with {plan.tile_w}×{plan.tile_h} tiles; "
@@ -276,7 +278,7 @@ class Enhancer:
                 log.warning(self.notices[-1])
                 self.device = torch.device("cpu")
                 self.model.to(self.device)
-                attempts = 0
+                attempts, cap = 0, None
 
     def enhance_rgb(self, rgb: NDArray[np.float32]) -> NDArray[np.float32]:
         """Bare network on one float32 RGB array H×W×3 in [0, 1], no tiling; output clipped.
@@ -296,13 +298,17 @@ class Enhancer:
 
     # ------------------------------------------------------------------ internals
 
-    def _plan(self, layout: Layout, tile_size: int | None, halvings: int) -> TilePlan:
+    def _plan(self, layout: Layout, tile_size: int | None, cap: int | None = None) -> TilePlan:
+        """Tiles for ``layout``: of ``tile_size`` when given, else sized from free memory;
+        at most ``cap`` pixels each (set after an out-of-memory error)."""
         h, w = layout.height, layout.width
-        if tile_size is not None and halvings == 0:
+        if tile_size is not None and cap is None:
             return plan_for_tile_size(h, w, tile_size, self.overlap)
-        max_pixels = self._max_tile_pixels() >> halvings
+        max_pixels = self._max_tile_pixels()
         if tile_size is not None:
-            max_pixels = min(max_pixels, tile_size * tile_size >> halvings)
+            max_pixels = min(max_pixels, tile_size * tile_size)
+        if cap is not None:
+            max_pixels = min(max_pixels, cap)
         return plan_tiles(h, w, max(max_pixels, MIN_TILE * MIN_TILE), self.overlap)
 
     def _max_tile_pixels(self) -> int:

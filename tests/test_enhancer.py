@@ -220,3 +220,56 @@ class TestWeights:
             pytest.skip("a GPU is present")
         with pytest.raises(ValueError, match="no CUDA GPU"):
             Enhancer(model=HybridNet(HybridNetConfig.tiny()), device="cuda")
+
+
+class TestGpuOutOfMemory:
+    """CUDA out of memory: smaller tiles first, then the CPU (no GPU here: the device is
+    marked as CUDA and the tile runner raises what torch raises on a GPU)."""
+
+    @staticmethod
+    def _on_fake_gpu(monkeypatch: pytest.MonkeyPatch, limit: int | None) -> tuple[
+            Enhancer, list[tuple[str, int]]]:
+        torch.manual_seed(0)
+        enh = Enhancer(model=HybridNet(HybridNetConfig.tiny()), device="cpu")
+        real = enh.enhance_rgb
+        calls: list[tuple[str, int]] = []
+
+        def run(rgb: np.ndarray) -> np.ndarray:
+            pixels = rgb.shape[0] * rgb.shape[1]
+            calls.append((enh.device.type, pixels))
+            if enh.device.type != "cuda":
+                return real(rgb)
+            if limit is None or pixels > limit:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+            enh.device = torch.device("cpu")  # the "GPU" computes on the CPU
+            try:
+                return real(rgb)
+            finally:
+                enh.device = torch.device("cuda")
+
+        monkeypatch.setattr(enh, "enhance_rgb", run)
+        monkeypatch.setattr(enh, "_max_tile_pixels", lambda: 4_000_000)  # no CUDA to ask
+        enh.device = torch.device("cuda")
+        return enh, calls
+
+    def test_retries_with_smaller_tiles(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        enh, calls = self._on_fake_gpu(monkeypatch, limit=100_000)
+        img = _as(_photo(600, 700), np.uint16)
+        out = enh.enhance(img, tile_size=512)  # 336×384 tiles: too big for this "GPU"
+        assert out.shape == img.shape and out.dtype == img.dtype
+        assert enh.device.type == "cuda"  # stayed on the GPU
+        assert [n for n in enh.notices if "retrying with smaller tiles" in n] == [
+            "GPU out of memory with 384×336 tiles; retrying with smaller tiles"]
+        assert calls[0][1] > 100_000 and all(px <= 100_000 for _, px in calls[1:])
+        assert all(device == "cuda" for device, _ in calls)
+        whole = Enhancer(model=enh.model, device="cpu").enhance(img)
+        assert psnr(whole / 65535, out / 65535) >= 40.0  # as seamless as any tiling
+
+    def test_falls_back_to_the_cpu(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        enh, calls = self._on_fake_gpu(monkeypatch, limit=None)
+        img = _as(_photo(300, 320), np.uint8)
+        out = enh.enhance(img)
+        assert enh.device.type == "cpu" and calls[-1][0] == "cpu"
+        assert any("running on the CPU" in n for n in enh.notices)
+        cpu = Enhancer(model=enh.model, device="cpu")
+        assert np.array_equal(out, cpu.enhance(img))
