@@ -569,12 +569,17 @@ def test_one_ctrl_z_in_the_gui_restores_the_original(gimp: GimpSetup) -> None:
     code = batch_code(REPO / "tests" / "gimp" / "gui_undo.py", WORK=str(folder), PROC=PROC)
     env = {**gimp.env("auto", log="gui"), "WORK": str(folder),
            "IMAGE": str(folder / "undo-test.png"), "GIMP_BATCH_CODE": code}
-    out = gimp.chroot.run(["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24",
-                           str(REPO / "tests" / "gimp" / "gui_undo.sh")], env, timeout=300)
+    log = folder / "gimp-gui.out"
+    try:  # below pytest's own limit (300 s), so that a hang shows GIMP's log
+        out = gimp.chroot.run(["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24",
+                               str(REPO / "tests" / "gimp" / "gui_undo.sh")], env, timeout=240)
+    except subprocess.TimeoutExpired as exc:
+        tail = log.read_text()[-3000:] if log.is_file() else "(no GIMP log)"
+        raise AssertionError(f"the GUI run took over 240 s; GIMP's log:\n{tail}") from exc
     result = json.loads((folder / "gui.json").read_text()) if (folder / "gui.json").is_file() \
         else {}
     assert out.returncode == 0 and result.get("status") == "success", (
-        out.stdout + out.stderr + (folder / "gimp-gui.out").read_text()[-3000:])
+        out.stdout + out.stderr + (log.read_text()[-3000:] if log.is_file() else ""))
     before = (folder / "gui.before").read_bytes()
     assert (folder / "gui.after").read_bytes() != before
     assert (folder / "gui.undone").read_bytes() == before
