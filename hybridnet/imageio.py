@@ -264,6 +264,8 @@ class ImageMetadata:
         tiff_compression: TIFF compression name (``"NONE"``, ``"LZW"``,
             ``"ADOBE_DEFLATE"``...), else ``None``.
         webp_lossless: whether a WebP used lossless (VP8L) coding, else ``None``.
+        pages: images in the file (a multi-page TIFF has several); only the first is
+            read and written back, so callers tell the user when this is above 1.
     """
 
     format: str
@@ -281,6 +283,15 @@ class ImageMetadata:
     png_text: tuple[tuple[str, str], ...] = ()
     tiff_compression: str | None = None
     webp_lossless: bool | None = None
+    pages: int = 1
+
+    @property
+    def page_note(self) -> str | None:
+        """What to tell the user when pages of the file are left out, else ``None``."""
+        if self.pages <= 1:
+            return None
+        return (f"only the first of its {self.pages} pages is enhanced; the output holds "
+                "that page alone (the input keeps all of them)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -597,7 +608,7 @@ def _pillow_no_bomb_limit() -> Iterator[None]:
 
 
 def _read_pillow(p: Path, kind: str, size: int) -> tuple[_Decoded, ImageMetadata]:
-    """JPEG, WebP and BMP through Pillow."""
+    """JPEG, WebP and BMP through Pillow, and TIFFs that tifffile cannot decode."""
     webp_lossless: bool | None = None
     if kind == "WEBP":
         webp_lossless = _scan_webp(p, size)
@@ -615,6 +626,7 @@ def _read_pillow(p: Path, kind: str, size: int) -> tuple[_Decoded, ImageMetadata
             subsampling = _jpeg_subsampling(im)
         icc = info.get("icc_profile") or None
         im_mode = im.mode
+        pages = int(getattr(im, "n_frames", 1)) if kind == "TIFF" else 1  # not MPO's extras
         decoded = _pillow_to_array(p, im, icc)
     meta = ImageMetadata(
         format=kind,
@@ -628,6 +640,7 @@ def _read_pillow(p: Path, kind: str, size: int) -> tuple[_Decoded, ImageMetadata
         bit_depth=_PILLOW_BITS.get(im_mode, 8),
         xmp=_as_bytes(info.get("xmp")),
         webp_lossless=webp_lossless,
+        pages=pages,
     )
     return decoded, meta
 
@@ -911,6 +924,7 @@ def _read_tiff(p: Path, size: int) -> tuple[_Decoded, ImageMetadata]:
         colormap = page.colormap
         data = page.asarray()
         shaped = tuple(int(s) for s in page.shaped)
+        pages = len(tif.pages)
     decoded = _tiff_array(p, data, shaped, photometric, bits, extrasamples, colormap)
     decoded.icc = icc
     meta = ImageMetadata(
@@ -923,6 +937,7 @@ def _read_tiff(p: Path, size: int) -> tuple[_Decoded, ImageMetadata]:
         bit_depth=bits,
         xmp=_as_bytes(xmp_value),
         tiff_compression=compression,
+        pages=pages,
     )
     return decoded, meta
 
@@ -1044,6 +1059,7 @@ def _read_tiff_pillow(p: Path, size: int, photometric: int) -> tuple[_Decoded, I
         dpi=meta.dpi,
         source_mode=meta.source_mode,
         converted_from=meta.converted_from,
+        pages=meta.pages,
     )
 
 

@@ -256,6 +256,8 @@ def _enhance_all(
             if loaded.metadata.converted_from:
                 print(f"{name}: note: {loaded.metadata.converted_from} image converted to "
                       f"{_layout_word(loaded.pixels)} for enhancement", file=sys.stderr)
+            if loaded.metadata.page_note:
+                print(f"{name}: note: {loaded.metadata.page_note}", file=sys.stderr)
             if engine is None:
                 engine = (engine_factory or _default_engine(args))()
                 opened.append(engine)

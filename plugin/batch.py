@@ -598,6 +598,8 @@ class BatchRunner:
                 t0 = time.monotonic()
                 try:
                     loaded = read_image(item.source)
+                    if loaded.metadata.page_note:
+                        summary.notices.append(f"{item.source.name}: {loaded.metadata.page_note}")
                     result = self._enhance(loaded.pixels, item, summary, eta)
                     write_image(item.target, result, loaded.metadata, overwrite=False)
                 except Cancelled:

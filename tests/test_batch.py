@@ -18,6 +18,7 @@ import _tiny_worker as tw
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image
 
 from hybridnet.imageio import ImageMetadata, read_image, write_image
 from lowlight.cli import main
@@ -281,6 +282,19 @@ class TestRealWorker:
         assert code == 0, err
         assert (out / "p01_enhanced.png").read_bytes() == b"mine"
         assert "2 enhanced, 1 skipped (output exists) of 3" in err
+
+    def test_multipage_tiff_is_noted(self, tmp_path: Path, worker: list[str],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+        src, out = tmp_path / "in", tmp_path / "out"
+        src.mkdir()
+        pages = [Image.new("RGB", (40, 30), (v, v // 2, v // 3)) for v in (30, 60)]
+        pages[0].save(src / "scan.tif", save_all=True, append_images=pages[1:])
+        code = main(["batch", str(src), str(out), "-q", *worker[:4]])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert "scan.tif: only the first of its 2 pages is enhanced" in err
+        with Image.open(out / "scan_enhanced.tif") as done:
+            assert done.n_frames == 1
 
     def test_cli_usage_errors(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         src = tmp_path / "in"

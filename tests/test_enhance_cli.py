@@ -85,6 +85,21 @@ class TestOutputs:
         assert meta.dpi == pytest.approx((300, 300))
         assert meta.jpeg_quality is not None and abs(meta.jpeg_quality - 85) <= 5
 
+    def test_multipage_tiff_first_page_and_a_note(
+        self, tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        pages = [Image.fromarray((_dark() * s).astype(np.uint8)) for s in (255, 128, 64)]
+        pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+        code, _, err = _run(capsys, tmp_path / "scan.tif", "--weights", weights)
+        assert code == 0, err
+        assert "scan.tif: note: only the first of its 3 pages is enhanced" in err
+        with Image.open(tmp_path / "scan_enhanced.tif") as out:
+            assert out.n_frames == 1
+        with Image.open(tmp_path / "scan.tif") as src:
+            assert src.n_frames == 3
+        code, _, err = _run(capsys, tmp_path / "scan_enhanced.tif", "--weights", weights)
+        assert code == 0 and "note" not in err
+
     def test_output_dir_and_o(self, tmp_path: Path, weights: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
         a = write_image(tmp_path / "a.png", (_dark() * 255).astype(np.uint8))

@@ -393,7 +393,20 @@ class TestTiff:
         with tifffile.TiffWriter(tmp_path / "multi.tif") as tw:
             tw.write(first, photometric="rgb")
             tw.write(second, photometric="rgb")
-        np.testing.assert_array_equal(read_image(tmp_path / "multi.tif").pixels, first)
+        loaded = read_image(tmp_path / "multi.tif")
+        np.testing.assert_array_equal(loaded.pixels, first)
+        assert loaded.metadata.pages == 2
+        assert loaded.metadata.page_note is not None and "2 pages" in loaded.metadata.page_note
+        single = write_image(tmp_path / "one.tif", first)
+        assert read_image(single).metadata.pages == 1
+        assert read_image(single).metadata.page_note is None
+
+    def test_pages_counted_on_the_pillow_path(self, tmp_path: Path) -> None:
+        # JPEG-compressed TIFF pages are decoded by Pillow, not tifffile
+        first, second = photo((16, 16, 3), np.uint8), photo((16, 16, 3), np.uint8, seed=1)
+        Image.fromarray(first).save(tmp_path / "ycc.tif", compression="jpeg", save_all=True,
+                                    append_images=[Image.fromarray(second)])
+        assert read_image(tmp_path / "ycc.tif").metadata.pages == 2
 
     def test_memory_stays_within_three_copies(self, tmp_path: Path) -> None:
         pixels = photo((1200, 1000, 3), np.uint16)

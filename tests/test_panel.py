@@ -17,6 +17,7 @@ import _icc
 import _tiny_worker as tw
 import numpy as np
 import pytest
+from PIL import Image
 from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
 from PyQt6.QtWidgets import QApplication
@@ -179,6 +180,18 @@ def test_unreadable_photo_shows_a_banner(
     qtbot.waitUntil(lambda: w.banner.isVisible(), timeout=LONG)
     assert "Cannot open broken.png" in w.banner.label.text()
     assert w.doc is None and not w.save_as_action.isEnabled()
+
+
+def test_multipage_tiff_tells_which_page_is_enhanced(
+    make_window: Callable[..., MainWindow], qtbot: QtBot, tmp_path: Path
+) -> None:
+    pages = [Image.new("RGB", (40, 30), (v, v // 2, v // 3)) for v in (30, 60)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    w = make_window()
+    w.open_paths([tmp_path / "scan.tif"])
+    qtbot.waitUntil(lambda: w.doc is not None, timeout=LONG)
+    assert w.banner.isVisible()
+    assert "This file has 2 pages: only the first" in w.banner.label.text()
 
 
 # --------------------------------------------------------------------------- slider
