@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -118,7 +118,7 @@ def synthetic_methods(enhancer: Enhancer) -> dict[str, Method]:
 
 def evaluate_synthetic(
     enhancer: Enhancer,
-    sets: dict[str, Sequence[Path]],
+    sets: Mapping[str, Sequence[Path]],
     *,
     methods: Sequence[str] = SYNTHETIC_METHODS,
     progress: bool = True,
@@ -156,7 +156,7 @@ def newly_white(before: F32, after: F32) -> float:
 
 def evaluate_real(
     enhancer: Enhancer,
-    sets: dict[str, Sequence[Path]],
+    sets: Mapping[str, Sequence[Path]],
     sheet_dir: Path,
     *,
     max_side: int = 1024,
