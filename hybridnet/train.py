@@ -11,7 +11,8 @@ A run lives in one folder::
     RUN/train.log            the log
     RUN/metrics.csv          loss terms, learning rate and speed every ``log_every`` steps
     RUN/checkpoint.pt        model, discriminator, optimisers, schedulers, RNG states
-    RUN/model.safetensors    the final generator (hybridnet.save_model) with provenance
+    RUN/model.safetensors    the final generator (hybridnet.save_model) with provenance, or
+                             the weights so far when a time limit ended the call
 
 Checkpoints are written every ``checkpoint_every`` iterations and when the run is
 interrupted (Ctrl-C); ``resume=True`` continues from the last one *exactly*: batch ``i``
@@ -265,13 +266,28 @@ class Trainer:
         self,
         stop_at: int | None = None,
         on_step: Callable[[int], None] | None = None,
+        *,
+        time_limit: float | None = None,
     ) -> TrainResult:
         """Train until ``config.iterations`` (or ``stop_at``, then checkpoint and return).
+
+        Args:
+            stop_at: stop at this iteration (checkpoint only; resume to go on).
+            on_step: called with the iteration number after each step.
+            time_limit: seconds this call may train. When they run out the run stops
+                after the current step, saves its checkpoint *and* writes the weights so
+                far to ``model.safetensors`` (its header says how many of the planned
+                iterations were done), so a fixed time budget always ends with a usable
+                model; ``--resume`` continues the schedule exactly.
 
         Ctrl-C saves a checkpoint before re-raising :class:`KeyboardInterrupt`.
         """
         cfg = self.config
         end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
+        if time_limit is not None and not time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit}")
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        out_of_time = False
         log.info(
             "training %s on %s: iterations %d..%d, loss %s, perceptual %s, data %s",
             self.run_dir, self.device, self.iteration, end, cfg.loss,
@@ -306,6 +322,9 @@ class Trainer:
                     self._save_checkpoint()
                 if on_step is not None:
                     on_step(self.iteration)
+                if deadline is not None and time.monotonic() >= deadline and self.iteration < end:
+                    out_of_time = True
+                    break
         except KeyboardInterrupt:
             bar.close()
             path = self._save_checkpoint()
@@ -322,6 +341,13 @@ class Trainer:
             log.info("done: %d iterations in %s; model %s", self.iteration,
                      format_duration(seconds), path)
             return TrainResult(self.iteration, True, path, seconds)
+        if out_of_time:
+            path = self._save_final()
+            log.warning(
+                "time limit reached at iteration %d of %d; the weights so far are in %s. "
+                "Continue the schedule with --resume.", self.iteration, cfg.iterations, path,
+            )
+            return TrainResult(self.iteration, False, path, seconds)
         return TrainResult(self.iteration, False, None, seconds)
 
     def close(self) -> None:
@@ -474,6 +500,7 @@ class Trainer:
             metadata={
                 "train_config": cfg.to_json(),
                 "iterations": str(self.iteration),
+                "planned_iterations": str(cfg.iterations),
                 "train_seconds": f"{self.elapsed:.0f}",
                 "train_device": str(self.device),
                 "perceptual_loss": "on" if self.loss.perceptual_active else "off",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda")
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--time-limit", type=_duration, metavar="DURATION",
+                   help="stop after this much training (e.g. 90m, 2h, 1h30m, 600s): the "
+                        "checkpoint and model.safetensors hold the weights so far, "
+                        "--resume goes on")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def _duration(text: str) -> float:
+    """Seconds in ``"90m"``, ``"2h"``, ``"1h30m"``, ``"600s"`` or ``"600"``."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; write it like 90m, 2h, 1h30m or 600s"
+        )
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"the time limit must be above zero, got {text!r}")
+    return total
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lowlight train: {exc}", file=sys.stderr)
         return 2
     try:
-        result = trainer.run()
+        result = trainer.run(time_limit=args.time_limit)
     except KeyboardInterrupt:
         print(f"lowlight train: interrupted; resume with: lowlight train --out {args.out} "
               "--resume (and the same options)", file=sys.stderr)

@@ -12,6 +12,8 @@ from PIL import Image
 
 from hybridnet import HybridNetConfig, load_model
 from hybridnet.train import CHECKPOINT, TrainConfig, Trainer
+from hybridnet.weights_io import read_metadata
+from lowlight.cli import main
 
 TINY = HybridNetConfig.tiny()
 
@@ -133,6 +135,49 @@ class TestTraining:
         t = Trainer(longer, tmp_path / "r", resume=True, progress=False)
         assert t.run().finished and t.iteration == 5
         t.close()
+
+    def test_time_limit_leaves_a_usable_model_and_resumes_exactly(
+        self, clean_dir: Path, tmp_path: Path
+    ) -> None:
+        cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=4)
+        straight = Trainer(cfg, tmp_path / "a", progress=False)
+        straight.run()
+        straight.close()
+        t = Trainer(cfg, tmp_path / "b", progress=False)
+        result = t.run(time_limit=1e-6)  # out of time after the first step
+        t.close()
+        assert result.iteration == 1 and not result.finished
+        assert result.model_path == tmp_path / "b" / "model.safetensors"
+        meta = read_metadata(result.model_path)
+        assert (meta["iterations"], meta["planned_iterations"]) == ("1", "4")
+        assert load_model(result.model_path).config == TINY
+        t = Trainer(cfg, tmp_path / "b", resume=True, progress=False)
+        assert t.iteration == 1 and t.run().finished
+        t.close()
+        a = _weights(tmp_path / "a" / "model.safetensors")
+        b = _weights(tmp_path / "b" / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        with pytest.raises(ValueError, match="positive"):
+            Trainer(cfg, tmp_path / "c", progress=False).run(time_limit=0)
+
+    def test_cli_time_limit(self, clean_dir: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+        (tmp_path / "tiny.json").write_text(TINY.to_json(), encoding="utf-8")
+        args = ["train", "--out", str(tmp_path / "r"), "--data", str(clean_dir),
+                "--model-config", str(tmp_path / "tiny.json"), "--loss", "mse",
+                "--patch-size", "32", "--batch-size", "2", "--iterations", "1000000",
+                "--no-progress"]
+        assert main([*args, "--time-limit", "1s"]) == 0
+        out = capsys.readouterr().out.strip()
+        assert out == str(tmp_path / "r" / "model.safetensors")
+        done = int(read_metadata(out)["iterations"])
+        assert 0 < done < 1_000_000
+        for bad, why in (("soon", "not a duration"), ("-5", "not a duration"),
+                         ("", "not a duration"), ("0m", "above zero")):
+            with pytest.raises(SystemExit) as exc:
+                main([*args, "--time-limit", bad])
+            assert exc.value.code == 2
+            assert why in capsys.readouterr().err
 
     def test_resume_with_other_options_refused(self, clean_dir: Path, tmp_path: Path) -> None:
         cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=2)
