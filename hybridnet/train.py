@@ -324,6 +324,9 @@ class Trainer:
                     on_step(self.iteration)
                 if deadline is not None and time.monotonic() >= deadline and self.iteration < end:
                     out_of_time = True
+                    if window_iters:  # the last steps' numbers, not just the last full window
+                        self._log_metrics(values, window_iters / max(
+                            time.monotonic() - window_start, 1e-9))
                     break
         except KeyboardInterrupt:
             bar.close()
