@@ -309,6 +309,19 @@ class LoadedImage:
     metadata: ImageMetadata
     path: Path
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What reading changed that the user should be told: conversions, pages left out."""
+        notes: list[str] = []
+        if self.metadata.converted_from:
+            channels = 1 if self.pixels.ndim == 2 else self.pixels.shape[2]
+            layout = {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}[channels]
+            notes.append(f"{self.metadata.converted_from} image converted to {layout} for "
+                         "enhancement")
+        if self.metadata.page_note:
+            notes.append(self.metadata.page_note)
+        return tuple(notes)
+
 
 @dataclass
 class _Decoded:

@@ -253,11 +253,8 @@ def _enhance_all(
                 raise FileExistsError(f"{name}: the output {job.target} already exists; "
                                       "pass --overwrite to replace it")
             loaded = read_image(job.source)
-            if loaded.metadata.converted_from:
-                print(f"{name}: note: {loaded.metadata.converted_from} image converted to "
-                      f"{_layout_word(loaded.pixels)} for enhancement", file=sys.stderr)
-            if loaded.metadata.page_note:
-                print(f"{name}: note: {loaded.metadata.page_note}", file=sys.stderr)
+            for note in loaded.notes:
+                print(f"{name}: note: {note}", file=sys.stderr)
             if engine is None:
                 engine = (engine_factory or _default_engine(args))()
                 opened.append(engine)
@@ -345,8 +342,3 @@ def _worker_engine(args: argparse.Namespace) -> Engine | None:
         print(f"lowlight enhance: note: {exc}; enhancing in this process instead "
               "(--no-worker skips the worker)", file=sys.stderr)
     return None
-
-
-def _layout_word(pixels: NDArray[Any]) -> str:
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    return {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}[channels]

@@ -598,8 +598,7 @@ class BatchRunner:
                 t0 = time.monotonic()
                 try:
                     loaded = read_image(item.source)
-                    if loaded.metadata.page_note:
-                        summary.notices.append(f"{item.source.name}: {loaded.metadata.page_note}")
+                    summary.notices.extend(f"{item.source.name}: {n}" for n in loaded.notes)
                     result = self._enhance(loaded.pixels, item, summary, eta)
                     write_image(item.target, result, loaded.metadata, overwrite=False)
                 except Cancelled:

@@ -191,7 +191,7 @@ def test_multipage_tiff_tells_which_page_is_enhanced(
     w.open_paths([tmp_path / "scan.tif"])
     qtbot.waitUntil(lambda: w.doc is not None, timeout=LONG)
     assert w.banner.isVisible()
-    assert "This file has 2 pages: only the first" in w.banner.label.text()
+    assert "Only the first of its 2 pages is enhanced" in w.banner.label.text()
 
 
 # --------------------------------------------------------------------------- slider

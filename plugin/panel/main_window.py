@@ -595,13 +595,9 @@ class MainWindow(QMainWindow):
         self._add_recent(path)
         self.settings.setValue("paths/open", str(path.parent))
         self._status_message(f"Opened {path.name}", 3000)
-        notes = []
-        if meta.converted_from:
-            notes.append(f"{meta.converted_from} image converted to RGB for enhancement.")
-        if meta.page_note:
-            notes.append(f"This file has {meta.pages} pages: {meta.page_note}.")
-        if notes:
-            self.banner.show_message(" ".join(notes), "info")
+        if loaded.notes:
+            self.banner.show_message(" ".join(f"{n[:1].upper()}{n[1:]}." for n in loaded.notes),
+                                     "info")
         self._update_actions()
         if self.enhance_on_open_action.isChecked():
             self.enhance()
