@@ -98,7 +98,7 @@ class TestOutputs:
         with Image.open(tmp_path / "scan.tif") as src:
             assert src.n_frames == 3
         code, _, err = _run(capsys, tmp_path / "scan_enhanced.tif", "--weights", weights)
-        assert code == 0 and "note" not in err
+        assert code == 0 and "pages" not in err
 
     def test_output_dir_and_o(self, tmp_path: Path, weights: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
