@@ -156,6 +156,21 @@ def load_vgg_features(
     return model
 
 
+def save_vgg_features(vgg: VGGFeatures, path: str | os.PathLike[str]) -> Path:
+    """Write the convolutions ``vgg`` holds (up to its layer) to a ``.safetensors`` file.
+
+    Torchvision names (``features.N.weight``) and the input style in the header, so that
+    :func:`load_vgg_features` reads it back for any layer up to ``vgg.layer``: a small
+    file with just what a perceptual loss needs (``relu2_2``: 4 convolutions, 1 MB).
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    state = {f"features.{k}": v.contiguous() for k, v in vgg.features.state_dict().items()}
+    save_file(state, str(target), metadata={"input_style": vgg.style})
+    return target
+
+
 # --------------------------------------------------------------------------- internals
 
 

