@@ -31,6 +31,7 @@ from plugin.panel.app import create_window
 from plugin.panel.main_window import MainWindow
 from plugin.panel.preview import PreviewSource
 from plugin.panel.viewer import CompareView
+from plugin.panel.wording import sentence, sentences
 from plugin.panel.worker_link import WorkerLink, WorkerState, describe_device
 
 LONG = 90_000  # ms; the first enhancement may wait for the worker to load torch
@@ -412,6 +413,23 @@ def test_device_descriptions() -> None:
     assert device == "CPU" and note.startswith("No GPU found, running on the CPU")
     assert describe_device({"device": "cpu", "device_note": "the CPU was asked for "
                             "(--device cpu)"}) == ("CPU", "")
+
+
+class TestSentence:
+    def test_capitalises_and_ends_a_message(self) -> None:
+        assert sentence("the worker stopped") == "The worker stopped."
+        assert sentence("  converted from 16-bit  ") == "Converted from 16-bit."
+
+    def test_keeps_what_is_already_a_sentence(self) -> None:
+        assert sentence("GPU memory is full!") == "GPU memory is full!"
+        assert sentence("see `lowlight worker log` (details)") == (
+            "See `lowlight worker log` (details)")
+        assert sentence("iPhone photo, 16 %.") == "iPhone photo, 16 %."
+        assert sentence("   ") == ""
+
+    def test_joins_notes(self) -> None:
+        assert sentences(["page 1 of 3 is enhanced", "", "converted to RGB."]) == (
+            "Page 1 of 3 is enhanced. Converted to RGB.")
 
 
 # --------------------------------------------------------------------------- batch tab

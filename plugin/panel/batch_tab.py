@@ -45,6 +45,7 @@ from plugin.batch import (
     output_name,
     plan,
 )
+from plugin.panel.wording import sentence
 
 #: (label, ``plugin.batch.FORMATS`` key) for the format box.
 FORMAT_CHOICES = [("Same as input", "same"), ("JPEG", "jpeg"), ("PNG", "png"),
@@ -289,7 +290,7 @@ class BatchTab(QWidget):
         try:
             self._plan = plan(self.options())
         except BatchError as exc:
-            self._say_plan(_capital(str(exc)) + ".", ok=False)
+            self._say_plan(sentence(str(exc)), ok=False)
             return None
         p = self._plan
         if p.total == 0:
@@ -413,7 +414,7 @@ class BatchTab(QWidget):
         self.failure_list.clear()
         for failure in summary.failures:
             self.failure_list.addItem(str(failure))
-        text = _capital(summary.headline()) + f", in {format_duration(summary.elapsed_s)}."
+        text = sentence(f"{summary.headline()}, in {format_duration(summary.elapsed_s)}")
         if summary.retried:
             text += " The worker stopped during the batch and was restarted."
         for note in summary.notices:
@@ -427,7 +428,7 @@ class BatchTab(QWidget):
         self.eta_label.setText("")
 
     def _on_failed(self, message: str) -> None:
-        self.summary_label.setText(_capital(message) + ".")
+        self.summary_label.setText(sentence(message))
         self.current_label.setText("Not started")
 
     def _on_thread_finished(self) -> None:
@@ -437,10 +438,6 @@ class BatchTab(QWidget):
             thread.deleteLater()
         self._set_running(False)
         self.replan()
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _bool(value: Any) -> bool:

@@ -73,6 +73,7 @@ from plugin.panel.batch_tab import BatchTab
 from plugin.panel.preview import PreviewSource
 from plugin.panel.tasks import run_task
 from plugin.panel.viewer import CompareView
+from plugin.panel.wording import sentences
 from plugin.panel.worker_link import WorkerLink, WorkerState, WorkerStatus
 
 APP_NAME: Final = "Enhance Low Light"
@@ -596,8 +597,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("paths/open", str(path.parent))
         self._status_message(f"Opened {path.name}", 3000)
         if loaded.notes:
-            self.banner.show_message(" ".join(f"{n[:1].upper()}{n[1:]}." for n in loaded.notes),
-                                     "info")
+            self.banner.show_message(sentences(loaded.notes), "info")
         self._update_actions()
         if self.enhance_on_open_action.isChecked():
             self.enhance()

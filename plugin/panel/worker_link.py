@@ -36,6 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
+from plugin.panel.wording import sentence
+
 #: Worker error codes that concern the worker itself (state ERROR / STOPPED), not one job.
 _STOPPED_CODES: Final = frozenset({"worker_died", "not_running", "shutting_down"})
 _ERROR_CODES: Final = frozenset({"start_failed", "no_model", "timeout", "version_mismatch"})
@@ -346,11 +348,11 @@ class WorkerLink(QObject):
                                    code=code))
         elif code in _ERROR_CODES or job == 0:
             self._set(WorkerStatus(WorkerState.ERROR, _TITLES.get(code, "Worker error"),
-                                   _sentence(message), code=code))
+                                   sentence(message), code=code))
         elif self._running is None:
             self._set(self._ready_status())
         if job:
-            self.job_failed.emit(job, code, _sentence(message))
+            self.job_failed.emit(job, code, sentence(message))
 
     def _on_progress(self, job: int, done: int, total: int) -> None:
         if job == self._running:
@@ -378,8 +380,3 @@ class WorkerLink(QObject):
                   WorkerStatus(WorkerState.READY, "Ready"))
 
 
-def _sentence(message: str) -> str:
-    message = message.strip()
-    if message and message[0].islower():
-        message = message[0].upper() + message[1:]
-    return message if message.endswith((".", "!", "?", ")")) else message + "."
