@@ -162,13 +162,15 @@ def save_vgg_features(vgg: VGGFeatures, path: str | os.PathLike[str]) -> Path:
     Torchvision names (``features.N.weight``) and the input style in the header, so that
     :func:`load_vgg_features` reads it back for any layer up to ``vgg.layer``: a small
     file with just what a perceptual loss needs (``relu2_2``: 4 convolutions, 1 MB).
+    Written atomically, like the model weights (:func:`hybridnet.weights_io.atomic_write`).
     """
     from safetensors.torch import save_file
 
-    target = Path(path)
+    from hybridnet.weights_io import atomic_write
+
     state = {f"features.{k}": v.contiguous() for k, v in vgg.features.state_dict().items()}
-    save_file(state, str(target), metadata={"input_style": vgg.style})
-    return target
+    return atomic_write(Path(path),
+                        lambda tmp: save_file(state, tmp, metadata={"input_style": vgg.style}))
 
 
 # --------------------------------------------------------------------------- internals
