@@ -22,6 +22,16 @@ D maximises it; G minimises the second term. As is standard since Goodfellow et 
 same fixed point but usable gradients early in training; ``adversarial_mode="minimax"``
 uses the literal :math:`\log(1 - D(G(L)))`. Logits are used throughout for numerical
 stability (``log(sigmoid(z)) = -softplus(-z)``).
+
+SSIM term (not in the paper). :func:`ssim_loss` is :math:`1 - \mathrm{MSSIM}` with the
+Gaussian-window SSIM of :func:`hybridnet.metrics.ssim` (the index Table II reports),
+written in torch so it can be differentiated. It is off by default (``lambda_s = 0``:
+Eq. (7) exactly); ``lowlight train --ssim-weight`` adds :math:`\lambda_s(1-\mathrm{MSSIM})`
+to Eq. (7). Why it exists: on a CPU budget the MSE-trained network's outputs are slightly
+smooth, which SSIM (local variance and covariance) penalises more than PSNR does; an SSIM
+term in the loss is the standard remedy (Zhao et al., "Loss Functions for Image
+Restoration with Neural Networks", IEEE TCI 2017). The model card says whether the
+shipped weights used it.
 """
 
 from __future__ import annotations
@@ -42,6 +52,12 @@ AdversarialMode = Literal["non_saturating", "minimax"]
 LAMBDA_P = 0.05  # Eq. (7), Sec. III-D
 LAMBDA_A = 1e-3  # Eq. (7), Sec. III-D
 
+# Wang et al. 2004, as hybridnet.metrics.ssim (kept equal by tests/test_losses.py)
+_SSIM_WIN = 11
+_SSIM_SIGMA = 1.5
+_SSIM_C1 = 0.01**2
+_SSIM_C2 = 0.03**2
+
 log = logging.getLogger("hybridnet.losses")
 
 
@@ -55,6 +71,52 @@ def perceptual_loss(output: Tensor, target: Tensor, vgg: VGGFeatures) -> Tensor:
     with torch.no_grad():
         target_features = vgg(target)
     return F.mse_loss(vgg(output), target_features)  # Eq. (5)
+
+
+def ssim_loss(output: Tensor, target: Tensor) -> Tensor:
+    r""":math:`1 - \mathrm{MSSIM}(G(R), I)` over a batch, differentiable.
+
+    The same index as :func:`hybridnet.metrics.ssim` for images in :math:`[0, 1]`: an
+    11 x 11 Gaussian window (:math:`\sigma = 1.5`, unit sum) evaluated only where it
+    fits ('valid'), population (co)variances,
+
+    .. math::
+
+        \mathrm{SSIM} = \frac{(2\mu_x\mu_y + C_1)(2\sigma_{xy} + C_2)}
+        {(\mu_x^2 + \mu_y^2 + C_1)(\sigma_x^2 + \sigma_y^2 + C_2)},\quad
+        C_1 = 0.01^2,\ C_2 = 0.03^2,
+
+    per channel, averaged over positions, channels and the batch.
+
+    Args:
+        output, target: ``N x C x H x W`` with ``H, W >= 11``.
+    """
+    if output.shape != target.shape or output.dim() != 4:
+        raise ValueError(
+            f"ssim_loss needs two N x C x H x W tensors of one shape; got "
+            f"{tuple(output.shape)} and {tuple(target.shape)}"
+        )
+    _, c, h, w = output.shape
+    if h < _SSIM_WIN or w < _SSIM_WIN:
+        raise ValueError(f"ssim_loss needs images of at least {_SSIM_WIN}x{_SSIM_WIN}")
+    r = _SSIM_WIN // 2
+    i = torch.arange(-r, r + 1, dtype=output.dtype, device=output.device)
+    g = torch.exp(-0.5 * (i / _SSIM_SIGMA) ** 2)
+    g = g / g.sum()
+    gx = g.view(1, 1, 1, _SSIM_WIN).expand(c, 1, 1, _SSIM_WIN)
+    gy = g.view(1, 1, _SSIM_WIN, 1).expand(c, 1, _SSIM_WIN, 1)
+
+    def blur(t: Tensor) -> Tensor:  # separable 'valid' Gaussian mean, per channel
+        return F.conv2d(F.conv2d(t, gx, groups=c), gy, groups=c)
+
+    x, y = output, target
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    cov = blur(x * y) - mu_x * mu_y
+    num = (2.0 * mu_x * mu_y + _SSIM_C1) * (2.0 * cov + _SSIM_C2)
+    den = (mu_x * mu_x + mu_y * mu_y + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
+    return 1.0 - (num / den).mean()
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -79,6 +141,7 @@ class LossValues:
     mse: float
     perceptual: float | None
     adversarial: float | None
+    ssim: float | None = None  # the SSIM term, 1 - MSSIM, when it is on
 
 
 class HybridLoss(nn.Module):
@@ -93,6 +156,7 @@ class HybridLoss(nn.Module):
         lambda_p: weight of Eq. (5).
         lambda_a: weight of Eq. (6).
         adversarial_mode: see the module docstring.
+        lambda_s: weight of the optional SSIM term (0: off, Eq. (7) exactly).
     """
 
     def __init__(
@@ -102,10 +166,14 @@ class HybridLoss(nn.Module):
         lambda_p: float = LAMBDA_P,
         lambda_a: float = LAMBDA_A,
         adversarial_mode: AdversarialMode = "non_saturating",
+        lambda_s: float = 0.0,
     ) -> None:
         super().__init__()
         if terms not in ("mse", "mse+per", "mse+adv", "total"):
             raise ValueError(f"terms must be mse, mse+per, mse+adv or total; got {terms!r}")
+        if not lambda_s >= 0.0:
+            raise ValueError(f"the SSIM weight must be >= 0, got {lambda_s}")
+        self.lambda_s = lambda_s
         self.terms = terms
         self.lambda_p = lambda_p
         self.lambda_a = lambda_a
@@ -140,4 +208,9 @@ class HybridLoss(nn.Module):
             adv = adversarial_loss(fake_logits, self.adversarial_mode)
             total = total + self.lambda_a * adv
             adv_value = float(adv.detach())
-        return LossValues(total, float(mse.detach()), per_value, adv_value)
+        ssim_value: float | None = None
+        if self.lambda_s > 0.0:
+            dssim = ssim_loss(output, target)
+            total = total + self.lambda_s * dssim
+            ssim_value = float(dssim.detach())
+        return LossValues(total, float(mse.detach()), per_value, adv_value, ssim_value)

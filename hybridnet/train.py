@@ -78,6 +78,8 @@ class TrainConfig:
         weight_decay: Adam's weight decay (paper: 1e-5).
         loss: the terms of Eq. (7) to use (Table II ablation).
         adversarial_mode: generator side of Eq. (6), see :mod:`hybridnet.losses`.
+        ssim_weight: weight of the optional SSIM term added to Eq. (7) (0: the paper's
+            loss exactly; see :func:`hybridnet.losses.ssim_loss`).
         degradation: synthetic pairs from clean photos: ``gamma`` (the paper's),
             ``realistic`` (camera-like) or ``mix``; ignored with ``pairs``.
         mix_probability: share of realistic pairs in ``mix``.
@@ -104,6 +106,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     loss: LossTerms = "total"
     adversarial_mode: AdversarialMode = "non_saturating"
+    ssim_weight: float = 0.0
     degradation: Degradation = "gamma"
     mix_probability: float = 0.5
     gamma_range: tuple[float, float] = (2.0, 4.0)
@@ -135,6 +138,8 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.ssim_weight >= 0:
+            raise ValueError(f"ssim_weight must be >= 0, got {self.ssim_weight}")
 
     @property
     def uses_adversarial(self) -> bool:
@@ -247,7 +252,10 @@ class Trainer:
             vgg = load_vgg_features(config.vgg_weights, config.model.perceptual_layer)
             if vgg is not None:
                 vgg = vgg.to(self.device)
-        self.loss = HybridLoss(config.loss, vgg, adversarial_mode=config.adversarial_mode)
+        self.loss = HybridLoss(
+            config.loss, vgg, adversarial_mode=config.adversarial_mode,
+            lambda_s=config.ssim_weight,
+        )
         self.opt_g = self._adam(self.model)
         self.sched_g = self._scheduler(self.opt_g)
         self.opt_d = self._adam(self.disc) if self.disc is not None else None
@@ -385,6 +393,8 @@ class Trainer:
             result["perceptual"] = values.perceptual
         if values.adversarial is not None:
             result["adversarial"] = values.adversarial
+        if values.ssim is not None:
+            result["ssim_loss"] = values.ssim
         if d_loss is not None:
             result["discriminator"] = float(d_loss.detach())
         return result
@@ -439,7 +449,7 @@ class Trainer:
         row = {"iteration": self.iteration, "lr": lr, "it_per_s": round(speed, 4), **values}
         path = self.run_dir / "metrics.csv"
         columns = ["iteration", "lr", "it_per_s", "total", "mse", "perceptual", "adversarial",
-                   "discriminator"]
+                   "discriminator", "ssim_loss"]
         new = not path.exists()
         with path.open("a", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)

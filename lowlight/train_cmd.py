@@ -38,6 +38,8 @@ def register(subparsers: Any) -> None:
                    help="share of realistic pairs with --degradation mix")
     p.add_argument("--loss", choices=["mse", "mse+per", "mse+adv", "total"], default="total",
                    help="terms of Eq. (7) (Table II ablation); default total")
+    p.add_argument("--ssim-weight", type=float, default=0.0, metavar="W",
+                   help="add W * (1 - SSIM) to the loss (not in the paper; default 0, off)")
     p.add_argument("--iterations", type=int, default=20_000)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--patch-size", type=int, default=128)
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             lr_decay=args.lr_decay,
             weight_decay=args.weight_decay,
             loss=args.loss,
+            ssim_weight=args.ssim_weight,
             degradation=args.degradation,
             mix_probability=args.mix_probability,
             train_dirs=train_dirs,

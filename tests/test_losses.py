@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from hybridnet import metrics
 from hybridnet.losses import (
     LAMBDA_A,
     LAMBDA_P,
@@ -16,6 +18,7 @@ from hybridnet.losses import (
     discriminator_loss,
     mse_loss,
     perceptual_loss,
+    ssim_loss,
 )
 from hybridnet.vgg import VGGFeatures, load_vgg_features
 
@@ -81,6 +84,39 @@ class TestAdversarial:
         assert math.isfinite(discriminator_loss(fake, fake).item())
 
 
+class TestSsimLoss:
+    """The optional SSIM term: 1 - the index that Table II reports, differentiable."""
+
+    def test_equals_one_minus_metrics_ssim(self) -> None:
+        rng = np.random.default_rng(3)
+        a = rng.random((2, 3, 23, 30))
+        b = np.clip(a + 0.15 * rng.standard_normal(a.shape), 0.0, 1.0)
+        expected = np.mean([metrics.ssim(a[i].transpose(1, 2, 0), b[i].transpose(1, 2, 0))
+                            for i in range(2)])
+        got = 1.0 - ssim_loss(torch.from_numpy(a), torch.from_numpy(b)).item()
+        assert got == pytest.approx(expected, abs=1e-10)
+        # float32, as in training
+        got32 = 1.0 - ssim_loss(torch.from_numpy(a).float(), torch.from_numpy(b).float()).item()
+        assert got32 == pytest.approx(expected, abs=1e-5)
+
+    def test_zero_for_identical_images_and_gradient_improves_ssim(self) -> None:
+        torch.manual_seed(0)
+        target = torch.rand(1, 3, 16, 16)
+        assert ssim_loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+        out = (target + 0.2 * torch.randn_like(target)).requires_grad_(True)
+        before = ssim_loss(out, target)
+        before.backward()  # type: ignore[no-untyped-call]
+        assert out.grad is not None and torch.isfinite(out.grad).all()
+        stepped = (out - 0.5 * out.grad / out.grad.abs().max()).detach()
+        assert ssim_loss(stepped, target).item() < before.item()
+
+    def test_bad_shapes(self) -> None:
+        with pytest.raises(ValueError, match="N x C x H x W"):
+            ssim_loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 17))
+        with pytest.raises(ValueError, match="at least 11x11"):
+            ssim_loss(torch.rand(1, 3, 10, 16), torch.rand(1, 3, 10, 16))
+
+
 class TestTotal:
     def test_weights_of_eq7(self, vgg: VGGFeatures) -> None:
         out, target = torch.rand(2, 2, 3, 16, 16)
@@ -122,6 +158,19 @@ class TestTotal:
         assert "OFF" in warnings[0].getMessage()
         assert not loss.perceptual_active
         assert values.perceptual is None
+
+    def test_ssim_term_is_off_by_default_and_weighted_when_on(self) -> None:
+        out, target = torch.rand(2, 2, 3, 16, 16)
+        plain = HybridLoss("mse")(out, target)
+        assert plain.ssim is None
+        assert plain.total.item() == pytest.approx(mse_loss(out, target).item())
+        with_ssim = HybridLoss("mse", lambda_s=0.3)(out, target)
+        dssim = ssim_loss(out, target).item()
+        assert with_ssim.ssim == pytest.approx(dssim)
+        assert with_ssim.total.item() == pytest.approx(
+            mse_loss(out, target).item() + 0.3 * dssim, rel=1e-6)
+        with pytest.raises(ValueError, match="SSIM weight"):
+            HybridLoss("mse", lambda_s=-0.1)
 
     def test_adversarial_needs_logits(self) -> None:
         with pytest.raises(ValueError, match="logits"):

@@ -66,6 +66,13 @@ class TestTrainConfig:
         cfg = _config(clean_dir, loss="mse+adv", degradation="mix")
         assert TrainConfig.from_json(cfg.to_json()) == cfg
 
+    def test_ssim_weight(self, clean_dir: Path) -> None:
+        assert TrainConfig().ssim_weight == 0.0  # the paper's loss unless asked
+        cfg = _config(clean_dir, loss="mse", ssim_weight=0.25)
+        assert TrainConfig.from_json(cfg.to_json()).ssim_weight == 0.25
+        with pytest.raises(ValueError, match="ssim_weight"):
+            TrainConfig(ssim_weight=-1.0)
+
     def test_adversarial_needs_128_patches(self) -> None:
         with pytest.raises(ValueError, match="at least 128"):
             TrainConfig(patch_size=64, loss="total")
@@ -178,6 +185,26 @@ class TestTraining:
                 main([*args, "--time-limit", bad])
             assert exc.value.code == 2
             assert why in capsys.readouterr().err
+
+    def test_cli_ssim_weight_trains_and_logs_the_term(
+        self, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        (tmp_path / "tiny.json").write_text(TINY.to_json(), encoding="utf-8")
+        run = tmp_path / "r"
+        assert main(["train", "--out", str(run), "--data", str(clean_dir),
+                     "--model-config", str(tmp_path / "tiny.json"), "--loss", "mse",
+                     "--ssim-weight", "0.5", "--patch-size", "32", "--batch-size", "2",
+                     "--iterations", "3", "--log-every", "1", "--no-progress"]) == 0
+        capsys.readouterr()
+        assert json.loads((run / "config.json").read_text())["ssim_weight"] == 0.5
+        rows = (run / "metrics.csv").read_text().splitlines()
+        header = rows[0].split(",")
+        values = [dict(zip(header, r.split(","), strict=True)) for r in rows[1:]]
+        assert len(values) == 3
+        for v in values:
+            dssim = float(v["ssim_loss"])
+            assert 0.0 < dssim < 1.0
+            assert float(v["total"]) == pytest.approx(float(v["mse"]) + 0.5 * dssim, rel=1e-5)
 
     def test_resume_with_other_options_refused(self, clean_dir: Path, tmp_path: Path) -> None:
         cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=2)
