@@ -221,10 +221,12 @@ class Trainer:
             checkpoint = self._load_checkpoint()
             stored = TrainConfig.from_json(checkpoint["train_config"])
             if replace(stored, iterations=config.iterations) != config:
+                changed = [f.name for f in fields(TrainConfig) if f.name != "iterations"
+                           and getattr(stored, f.name) != getattr(config, f.name)]
                 raise ValueError(
-                    f"--resume: the run in {self.run_dir} was started with another "
-                    "configuration; resume with the same options (only --iterations may "
-                    "change) or start a new run folder"
+                    f"--resume: the run in {self.run_dir} was started with other options "
+                    f"({', '.join(changed)} differ); resume it as it was (only --iterations "
+                    "may change) or start a new run folder"
                 )
         elif (self.run_dir / CHECKPOINT).exists():
             raise FileExistsError(

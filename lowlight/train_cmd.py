@@ -7,8 +7,12 @@ import json
 import logging
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hybridnet.train import TrainConfig
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +28,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--out", required=True, type=Path, help="run folder (created)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its stored options (give only "
+                        "--iterations to lengthen it)")
     p.add_argument("--data", type=Path, action="append", metavar="DIR",
                    help="folder of clean photos (repeatable); default: the training split "
                         "of --data-root")
@@ -32,24 +38,18 @@ def register(subparsers: Any) -> None:
                    help="root of the shared data (default $LOWLIGHT_DATA_ROOT or ../shared/data)")
     p.add_argument("--pairs", nargs=2, type=Path, metavar=("LOW_DIR", "HIGH_DIR"),
                    help="real pairs matched by file name instead of synthetic ones")
-    p.add_argument("--degradation", choices=["gamma", "realistic", "mix"], default="gamma",
+    # The options below that set a TrainConfig field default to None ("not given"): a new
+    # run takes TrainConfig's default, a resumed one the value stored with the run.
+    p.add_argument("--degradation", choices=["gamma", "realistic", "mix"],
                    help="how synthetic low-light inputs are made (default: gamma, the paper's)")
-    p.add_argument("--mix-probability", type=float, default=0.5,
-                   help="share of realistic pairs with --degradation mix")
-    p.add_argument("--loss", choices=["mse", "mse+per", "mse+adv", "total"], default="total",
+    p.add_argument("--mix-probability", type=float,
+                   help="share of realistic pairs with --degradation mix (default 0.5)")
+    p.add_argument("--loss", choices=["mse", "mse+per", "mse+adv", "total"],
                    help="terms of Eq. (7) (Table II ablation); default total")
-    p.add_argument("--ssim-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--ssim-weight", type=float, metavar="W",
                    help="add W * (1 - SSIM) to the loss (not in the paper; default 0, off)")
-    p.add_argument("--iterations", type=int, default=20_000)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--patch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--lr-step", type=int, default=8_000)
-    p.add_argument("--lr-decay", type=float, default=0.5)
-    p.add_argument("--weight-decay", type=float, default=1e-5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--log-every", type=int, default=50)
+    for option, kind, default in _CONFIG_OPTIONS:
+        p.add_argument(option, type=kind, help=f"default {default:g}")
     p.add_argument("--model-config", type=Path, metavar="JSON",
                    help="HybridNetConfig as JSON (default: the default config)")
     p.add_argument("--vgg-weights", type=Path, help="VGG-16 weights for the perceptual loss")
@@ -64,6 +64,23 @@ def register(subparsers: Any) -> None:
                         "--resume goes on")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+#: TrainConfig fields set by a plain option: (option, type, the dataclass default).
+_CONFIG_OPTIONS: tuple[tuple[str, type, float], ...] = (
+    ("--iterations", int, 20_000),
+    ("--batch-size", int, 10),
+    ("--patch-size", int, 128),
+    ("--lr", float, 1e-4),
+    ("--lr-step", int, 8_000),
+    ("--lr-decay", float, 0.5),
+    ("--weight-decay", float, 1e-5),
+    ("--seed", int, 0),
+    ("--checkpoint-every", int, 500),
+    ("--log-every", int, 50),
+)
+_CONFIG_FIELDS = ("degradation", "mix_probability", "loss", "ssim_weight",
+                  *(option[2:].replace("-", "_") for option, _, _ in _CONFIG_OPTIONS))
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
@@ -83,6 +100,22 @@ def _duration(text: str) -> float:
     return total
 
 
+def _stored_config(run_dir: Path) -> TrainConfig | None:
+    """The options a run in ``run_dir`` was started with (None when there is none to read;
+    the trainer then says what is missing)."""
+    from hybridnet.train import TrainConfig
+
+    path = run_dir / "config.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        return TrainConfig.from_json(text)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"--resume: cannot read {path}: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -94,41 +127,34 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    model_cfg = HybridNetConfig()
-    if args.model_config is not None:
-        model_cfg = HybridNetConfig.from_json(args.model_config.read_text(encoding="utf-8"))
-    if args.pairs:
-        train_dirs: tuple[str, ...] = ()
-        pairs: tuple[str, str] | None = (str(args.pairs[0].resolve()),
-                                         str(args.pairs[1].resolve()))
-    else:
-        pairs = None
-        if args.data:
-            train_dirs = tuple(str(d.resolve()) for d in args.data)
-        else:
-            train_dirs = default_train_dirs(args.data_root or default_data_root())
     try:
-        config = TrainConfig(
-            model=model_cfg,
-            iterations=args.iterations,
-            batch_size=args.batch_size,
-            patch_size=args.patch_size,
-            lr=args.lr,
-            lr_step=args.lr_step,
-            lr_decay=args.lr_decay,
-            weight_decay=args.weight_decay,
-            loss=args.loss,
-            ssim_weight=args.ssim_weight,
-            degradation=args.degradation,
-            mix_probability=args.mix_probability,
-            train_dirs=train_dirs,
-            pairs=pairs,
-            seed=args.seed,
-            checkpoint_every=args.checkpoint_every,
-            log_every=args.log_every,
-            vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
-            init_weights=str(args.init_weights.resolve()) if args.init_weights else None,
+        stored = _stored_config(args.out) if args.resume else None
+    except ValueError as exc:
+        print(f"lowlight train: {exc}", file=sys.stderr)
+        return 2
+    given: dict[str, Any] = {
+        name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name) is not None
+    }
+    if args.model_config is not None:
+        given["model"] = HybridNetConfig.from_json(
+            args.model_config.read_text(encoding="utf-8"))
+    if args.pairs:
+        given["train_dirs"] = ()
+        given["pairs"] = (str(args.pairs[0].resolve()), str(args.pairs[1].resolve()))
+    elif args.data or args.data_root or stored is None:
+        given["pairs"] = None
+        given["train_dirs"] = (
+            tuple(str(d.resolve()) for d in args.data) if args.data
+            else default_train_dirs(args.data_root or default_data_root())
         )
+    if args.vgg_weights:
+        given["vgg_weights"] = str(args.vgg_weights)
+    if args.init_weights:
+        given["init_weights"] = str(args.init_weights.resolve())
+    try:
+        # A resumed run keeps its stored options; what is given is compared with them
+        # (Trainer refuses any change but --iterations).
+        config = replace(stored, **given) if stored is not None else TrainConfig(**given)
         trainer = Trainer(config, args.out, device=args.device, resume=args.resume,
                           workers=args.workers, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, FileExistsError, json.JSONDecodeError,
@@ -139,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         result = trainer.run(time_limit=args.time_limit)
     except KeyboardInterrupt:
         print(f"lowlight train: interrupted; resume with: lowlight train --out {args.out} "
-              "--resume (and the same options)", file=sys.stderr)
+              "--resume", file=sys.stderr)
         return 130
     finally:
         trainer.close()

@@ -73,6 +73,14 @@ class TestTrainConfig:
         with pytest.raises(ValueError, match="ssim_weight"):
             TrainConfig(ssim_weight=-1.0)
 
+    def test_cli_help_defaults_are_the_dataclass_defaults(self) -> None:
+        from lowlight.train_cmd import _CONFIG_OPTIONS
+
+        cfg = TrainConfig()
+        for option, kind, default in _CONFIG_OPTIONS:
+            value = getattr(cfg, option[2:].replace("-", "_"))
+            assert value == default and isinstance(value, kind), option
+
     def test_adversarial_needs_128_patches(self) -> None:
         with pytest.raises(ValueError, match="at least 128"):
             TrainConfig(patch_size=64, loss="total")
@@ -211,12 +219,38 @@ class TestTraining:
         t = Trainer(cfg, tmp_path / "r", progress=False)
         t.run()
         t.close()
-        with pytest.raises(ValueError, match="another configuration"):
+        with pytest.raises(ValueError, match=r"other options \(lr differ\)"):
             Trainer(
                 _config(clean_dir, loss="mse", patch_size=32, iterations=2, lr=0.5),
                 tmp_path / "r",
                 resume=True,
             )
+
+    def test_cli_resume_keeps_the_stored_options(
+        self, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`--resume` alone (or with --iterations) continues a run started with options
+        that are not the defaults, exactly; giving another value for one is refused."""
+        (tmp_path / "tiny.json").write_text(TINY.to_json(), encoding="utf-8")
+        options = ["--data", str(clean_dir), "--model-config", str(tmp_path / "tiny.json"),
+                   "--loss", "mse", "--ssim-weight", "0.5", "--patch-size", "32",
+                   "--batch-size", "2", "--lr", "3e-3", "--lr-step", "2", "--seed", "5",
+                   "--checkpoint-every", "2", "--no-progress"]
+        whole, part = tmp_path / "whole", tmp_path / "part"
+        assert main(["train", "--out", str(whole), "--iterations", "4", *options]) == 0
+        assert main(["train", "--out", str(part), "--iterations", "2", *options]) == 0
+        assert main(["train", "--out", str(part), "--resume", "--iterations", "4",
+                     "--no-progress"]) == 0
+        capsys.readouterr()
+        a = _weights(whole / "model.safetensors")
+        b = _weights(part / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        stored = json.loads((part / "config.json").read_text())
+        assert (stored["iterations"], stored["lr"], stored["ssim_weight"]) == (4, 3e-3, 0.5)
+        # a different lr is named and refused
+        assert main(["train", "--out", str(part), "--resume", "--lr", "1e-4",
+                     "--no-progress"]) == 2
+        assert "lr differ" in capsys.readouterr().err
 
     def test_existing_run_not_overwritten(self, clean_dir: Path, tmp_path: Path) -> None:
         cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=2)
