@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hybridnet.metrics import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WIN, gaussian_kernel1d
 from hybridnet.vgg import VGGFeatures
 
 LossTerms = Literal["mse", "mse+per", "mse+adv", "total"]
@@ -51,12 +52,6 @@ AdversarialMode = Literal["non_saturating", "minimax"]
 
 LAMBDA_P = 0.05  # Eq. (7), Sec. III-D
 LAMBDA_A = 1e-3  # Eq. (7), Sec. III-D
-
-# Wang et al. 2004, as hybridnet.metrics.ssim (kept equal by tests/test_losses.py)
-_SSIM_WIN = 11
-_SSIM_SIGMA = 1.5
-_SSIM_C1 = 0.01**2
-_SSIM_C2 = 0.03**2
 
 log = logging.getLogger("hybridnet.losses")
 
@@ -97,14 +92,13 @@ def ssim_loss(output: Tensor, target: Tensor) -> Tensor:
             f"{tuple(output.shape)} and {tuple(target.shape)}"
         )
     _, c, h, w = output.shape
-    if h < _SSIM_WIN or w < _SSIM_WIN:
-        raise ValueError(f"ssim_loss needs images of at least {_SSIM_WIN}x{_SSIM_WIN}")
-    r = _SSIM_WIN // 2
-    i = torch.arange(-r, r + 1, dtype=output.dtype, device=output.device)
-    g = torch.exp(-0.5 * (i / _SSIM_SIGMA) ** 2)
-    g = g / g.sum()
-    gx = g.view(1, 1, 1, _SSIM_WIN).expand(c, 1, 1, _SSIM_WIN)
-    gy = g.view(1, 1, _SSIM_WIN, 1).expand(c, 1, _SSIM_WIN, 1)
+    if h < SSIM_WIN or w < SSIM_WIN:
+        raise ValueError(f"ssim_loss needs images of at least {SSIM_WIN}x{SSIM_WIN}")
+    # the window, constants and formula of hybridnet.metrics.ssim, in torch
+    g = torch.from_numpy(gaussian_kernel1d(SSIM_SIGMA, SSIM_WIN // 2)).to(output)
+    gx = g.view(1, 1, 1, SSIM_WIN).expand(c, 1, 1, SSIM_WIN)
+    gy = g.view(1, 1, SSIM_WIN, 1).expand(c, 1, SSIM_WIN, 1)
+    c1, c2 = SSIM_K1**2, SSIM_K2**2  # data range 1
 
     def blur(t: Tensor) -> Tensor:  # separable 'valid' Gaussian mean, per channel
         return F.conv2d(F.conv2d(t, gx, groups=c), gy, groups=c)
@@ -114,8 +108,8 @@ def ssim_loss(output: Tensor, target: Tensor) -> Tensor:
     var_x = blur(x * x) - mu_x * mu_x
     var_y = blur(y * y) - mu_y * mu_y
     cov = blur(x * y) - mu_x * mu_y
-    num = (2.0 * mu_x * mu_y + _SSIM_C1) * (2.0 * cov + _SSIM_C2)
-    den = (mu_x * mu_x + mu_y * mu_y + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
+    num = (2.0 * mu_x * mu_y + c1) * (2.0 * cov + c2)
+    den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     return 1.0 - (num / den).mean()
 
 

@@ -66,7 +66,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-#: TrainConfig fields set by a plain option: (option, type, the dataclass default).
+#: TrainConfig fields set by a plain option: (option, type, the dataclass default). The
+#: defaults are written out, not read from TrainConfig, because hybridnet.train imports
+#: torch and registering the CLI must not; a test keeps them equal.
 _CONFIG_OPTIONS: tuple[tuple[str, type, float], ...] = (
     ("--iterations", int, 20_000),
     ("--batch-size", int, 10),
