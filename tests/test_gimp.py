@@ -32,7 +32,7 @@ import pytest
 
 from plugin.gimp_bridge import PROTOCOL, read_message, serve, write_message
 
-from gimp.chroot import REPO, GimpChroot, batch_code, unavailable_reason
+from gimp.chroot import REPO, GimpChroot, batch_code, run_group, unavailable_reason
 
 PROC = "plug-in-enhance-low-light"
 PLUGIN_FILE = REPO / "plugin" / "gimp" / "enhance_low_light" / "enhance_low_light.py"
@@ -193,6 +193,38 @@ class TestBridgeProtocol:
             "assert 'worker.client' in sys.modules and 'torch' not in sys.modules\n"
         )
         subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+class TestRunGroup:
+    """The chroot's command runner: a timeout leaves nothing running behind it."""
+
+    def test_output_and_status(self) -> None:
+        out = run_group(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30)
+        assert (out.returncode, out.stdout, out.stderr) == (3, "out\n", "err\n")
+
+    def test_timeout_kills_the_children_too(self, tmp_path: Path) -> None:
+        """Like xvfb-run: the direct child waits on a grandchild (Xvfb, GIMP)."""
+        pid_file = tmp_path / "pid"
+        script = f"sleep 120 >/dev/null 2>&1 & echo $! > {pid_file}; echo started; wait"
+        start = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired) as info:
+            run_group(["sh", "-c", script], timeout=2)
+        assert time.monotonic() - start < 30
+        assert "started" in str(info.value.stdout)
+        grandchild = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while _alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(grandchild), "the grandchild outlived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 # --------------------------------------------------------------------------- GIMP

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -95,8 +96,7 @@ class GimpChroot:
         base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
         command = ["nice", "-n", "10", "chroot", str(self.root), "env", "-i",
                    *[f"{k}={v}" for k, v in {**base, **env}.items()], *argv]
-        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                             check=False)
+        out = run_group(command, timeout)
         if check and out.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} failed with {out.returncode}:\n"
                                  f"{out.stdout}\n{out.stderr}")
@@ -105,6 +105,28 @@ class GimpChroot:
     def gimp_batch(self, code: str, env: Mapping[str, str], *,
                    timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return self.run([*GIMP_BATCH, "-b", code, "--quit"], env, timeout=timeout)
+
+
+def run_group(command: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` in a process group of its own that is killed whole on a timeout.
+
+    ``subprocess.run`` kills only its direct child when the time is up; under
+    ``xvfb-run`` that leaves Xvfb, the test script and GIMP running in the chroot, which
+    then keep its bind mounts busy. Here the child starts a new session, and a timeout
+    kills every process in it before :class:`subprocess.TimeoutExpired` is raised.
+    """
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            stdout, stderr = proc.communicate()
+            raise subprocess.TimeoutExpired(proc.args, timeout, stdout, stderr) from exc
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def batch_code(script: Path, **variables: str) -> str:
