@@ -20,9 +20,9 @@ from typing import Final
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image
 
 from hybridnet.degrade import RandomPairSampler
+from hybridnet.imageio import read_rgb
 
 #: Folders (relative to the data root) of the training and validation split.
 TRAIN_SPLIT: Final = (
@@ -59,9 +59,12 @@ def list_images(folders: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def load_rgb8(path: Path) -> U8:
-    """An image file as H×W×3 uint8 RGB (training data are 8-bit photos)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    """An image file as H×W×3 uint8 RGB (training data are 8-bit photos).
+
+    Read by :func:`hybridnet.imageio.read_rgb`, as the product reads photos: 16-bit files
+    are rounded to 8 bits, ICC profiles converted to sRGB, gray repeated, alpha dropped.
+    """
+    return np.round(read_rgb(path) * 255.0).astype(np.uint8)
 
 
 def _to_tensor(batch: list[NDArray[np.float32]]) -> torch.Tensor:

@@ -16,6 +16,9 @@ Real low-light photos have no reference: brightness, a noise estimate, a colour-
 measure and the share of pixels newly clipped to white, for the input, ours and LIME,
 and contact sheets (input | ours | LIME) a person can look at. Photos larger than
 ``max_side`` are downscaled first (box filter) to keep LIME's solver fast.
+
+Every file is read as the product reads it (:func:`hybridnet.imageio.read_rgb`): 16-bit
+and float images keep their scale, embedded ICC profiles are converted to sRGB.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from PIL import Image, ImageDraw
 from hybridnet import baselines, metrics
 from hybridnet.degrade import image_seed, table2_input
 from hybridnet.enhancer import Enhancer
+from hybridnet.imageio import read_rgb
 from lowlight.progress import ProgressBar
 
 F32 = NDArray[np.float32]
@@ -49,17 +53,6 @@ SYNTHETIC_METHODS: Final = (
 def to8(image: F32) -> F32:
     """Store on 8 bits and read back, as a saved photo would be."""
     return (np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
-
-
-def load_float(path: Path, max_side: int | None = None) -> F32:
-    """An image file as float32 RGB in [0, 1], optionally downscaled to ``max_side``."""
-    with Image.open(path) as source:
-        im = source.convert("RGB")
-    if max_side is not None and max(im.size) > max_side:
-        scale = max_side / max(im.size)
-        size = (round(im.width * scale), round(im.height * scale))
-        im = im.resize(size, Image.Resampling.BOX)
-    return np.asarray(im, dtype=np.float32) / 255.0
 
 
 @dataclass
@@ -133,7 +126,7 @@ def evaluate_synthetic(
     bar = ProgressBar(total, "eval", enabled=progress, unit="img")
     for dataset, files in sets.items():
         for path in files:
-            clean = load_float(path)
+            clean = read_rgb(path)
             low = table2_input(clean, image_seed(path.name))
             for name in methods:
                 out = to8(table[name](low, clean))
@@ -178,7 +171,7 @@ def evaluate_real(
     for dataset, files in sets.items():
         triplets: list[tuple[str, F32, F32, F32]] = []
         for path in files:
-            low = load_float(path, max_side)
+            low = read_rgb(path, max_side)
             ours8 = enhancer.enhance(np.round(low * 255).astype(np.uint8))
             ours = (ours8.astype(np.float32) / np.float32(255)).astype(np.float32)
             lime = to8(baselines.lime(low))

@@ -129,6 +129,7 @@ __all__ = [
     "LoadedImage",
     "output_format_for",
     "read_image",
+    "read_rgb",
     "write_image",
 ]
 
@@ -413,6 +414,49 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     except _DECODE_ERRORS as exc:
         raise _decode_error(p, kind, exc) from exc
     return LoadedImage(pixels=pixels, metadata=meta, path=p)
+
+
+def read_rgb(path: str | os.PathLike[str], max_side: int | None = None) -> NDArray[np.float32]:
+    """An image file as float32 RGB in [0, 1], ``H×W×3``: for training and measurement.
+
+    Read by :func:`read_image` (so 16-bit and float files keep their scale, ICC profiles
+    are converted to sRGB, CMYK and palettes are converted), then mapped by
+    :func:`hybridnet.contract.colour_to_float`: gray is repeated in the three channels
+    and alpha is dropped.
+
+    Args:
+        path: the file to read.
+        max_side: when the longer side is larger, the image is first downscaled to it with
+            a box filter (8-bit images on 8 bits, others in float32).
+
+    Raises:
+        ImageFileError: the file cannot be read (see :func:`read_image`).
+    """
+    from hybridnet.contract import check_image, colour_to_float  # numpy-only
+
+    pixels = read_image(path).pixels
+    h, w = pixels.shape[:2]
+    if max_side is not None and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        pixels = _resize_box(pixels, (max(1, round(w * scale)), max(1, round(h * scale))))
+    return colour_to_float(pixels, check_image(pixels, name=str(path)))
+
+
+def _resize_box(pixels: Array, size: tuple[int, int]) -> Array:
+    """Box-filter resize to ``size`` (width, height), channel by channel, keeping the dtype."""
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    out = []
+    for c in range(planes.shape[2]):
+        plane = planes[..., c]
+        if plane.dtype == np.uint8:
+            out.append(np.asarray(Image.fromarray(plane, "L").resize(size, Image.Resampling.BOX)))
+        else:
+            scaled = Image.fromarray(plane.astype(np.float32), "F").resize(
+                size, Image.Resampling.BOX)
+            out.append(np.asarray(scaled).astype(plane.dtype) if plane.dtype == np.float32
+                       else np.round(np.asarray(scaled)).astype(plane.dtype))
+    stacked = np.stack(out, axis=2)
+    return stacked[..., 0] if pixels.ndim == 2 else stacked
 
 
 def write_image(

@@ -19,13 +19,8 @@ from PIL import Image, ImageDraw
 from hybridnet import metrics
 from hybridnet.data import default_data_root, list_images
 from hybridnet.enhancer import Enhancer
-from hybridnet.evaluate import (
-    OURS,
-    evaluate_synthetic,
-    load_float,
-    newly_white,
-    synthetic_summary,
-)
+from hybridnet.evaluate import OURS, evaluate_synthetic, newly_white, synthetic_summary
+from hybridnet.imageio import read_rgb
 
 REAL = ("lowlight/DICM", "lowlight/LIME", "lowlight/LOL_eval15_lowonly/low",
         "lowlight/SCI_testsamples/medium", "lowlight/SCI_testsamples/difficult")
@@ -54,7 +49,7 @@ def main() -> None:
     real_files = [f for d in REAL for f in list_images([root / d])[: args.real]]
     columns: dict[str, list[np.ndarray]] = {"input": []}
     for f in real_files:
-        columns["input"].append(load_float(f, args.max_side))
+        columns["input"].append(read_rgb(f, args.max_side))
     for name, enhancer in models.items():
         rows = evaluate_synthetic(enhancer, val, methods=(OURS,), progress=False)
         summary = synthetic_summary(rows)

@@ -28,7 +28,8 @@ from hybridnet import baselines, metrics
 from hybridnet.data import default_data_root, list_images
 from hybridnet.degrade import gamma_darken, image_seed, table2_input
 from hybridnet.enhancer import Enhancer
-from hybridnet.evaluate import OURS, load_float, synthetic_methods, to8
+from hybridnet.evaluate import OURS, synthetic_methods, to8
+from hybridnet.imageio import read_rgb
 
 GAMMAS = (2.0, 2.5, 3.0, 3.5, 4.0)
 SETS = ("clean/BSDS500/test", "clean/McMaster18")
@@ -59,7 +60,7 @@ def main() -> None:
     for gamma in GAMMAS:
         bias, scores, inverse = [], [], []
         for path in sweep:
-            clean = load_float(path)
+            clean = read_rgb(path)
             rng = np.random.default_rng(image_seed(path.name))
             low = gamma_darken(clean, gamma, 0.01, rng)
             out = to8(ours(low, clean))
@@ -82,7 +83,7 @@ def main() -> None:
               "|---|---|---|---|---|---|"]
     for name in SETS:
         for path in files[name]:
-            clean = load_float(path)
+            clean = read_rgb(path)
             out = to8(ours(table2_input(clean, image_seed(path.name)), clean))
             psnr = metrics.psnr(out, clean)
             method, base = best.get(path.name, ("", 0.0))

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from hybridnet import HybridNet, HybridNetConfig, save_model
+from hybridnet.data import load_rgb8
 from hybridnet.degrade import image_seed, table2_input
 from hybridnet.enhancer import Enhancer
 from hybridnet.evaluate import (
@@ -69,6 +70,23 @@ class TestProtocol:
         inverse = next(r for r in rows if r.image == files[0].name
                        and r.method == "inverse gamma")
         assert oracle.psnr >= inverse.psnr - 0.05  # the oracle is the best global curve
+
+    def test_16_bit_gray_reference_read_at_its_scale(self, tmp_path: Path,
+                                                     weights: Path) -> None:
+        """A 16-bit gray PNG (Pillow mode I;16) is a gray photo, not a white one."""
+        gray = np.round(_photo(5)[..., 1] * 65535).astype(np.uint16)
+        Image.fromarray(gray).save(tmp_path / "g16.png")
+        rows = evaluate_synthetic(Enhancer(weights), {"v": [tmp_path / "g16.png"]},
+                                  methods=("input",), progress=False)
+        clean = np.repeat(gray[..., None] / np.float32(65535), 3, axis=2).astype(np.float32)
+        low = table2_input(clean, image_seed("g16.png"))
+        assert rows[0].psnr == pytest.approx(psnr(to8(low), clean), abs=1e-6)
+
+    def test_training_photos_read_like_the_product_does(self, tmp_path: Path) -> None:
+        gray = np.round(_photo(6)[..., 0] * 65535).astype(np.uint16)
+        Image.fromarray(gray).save(tmp_path / "g16.png")
+        expected = np.round(gray / 65535 * 255).astype(np.uint8)
+        assert np.array_equal(load_rgb8(tmp_path / "g16.png"), np.repeat(expected[..., None], 3, 2))
 
     def test_same_inputs_every_run(self, data_root: Path, weights: Path) -> None:
         files = sorted((data_root / "clean/val").iterdir())[:1]

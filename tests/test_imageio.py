@@ -32,6 +32,7 @@ from hybridnet.imageio import (
     ImageMetadata,
     output_format_for,
     read_image,
+    read_rgb,
     write_image,
 )
 
@@ -813,6 +814,55 @@ class TestColourManagement:
 
 
 # ----------------------------------------------------------------------------- atomicity
+
+
+class TestReadRgb:
+    """``read_rgb``: any readable file as float RGB in [0, 1] (training and evaluation)."""
+
+    def test_16_bit_gray_keeps_its_scale(self, tmp_path: Path) -> None:
+        gray = photo((20, 30), np.uint16)
+        Image.fromarray(gray).save(tmp_path / "g.png")  # Pillow mode I;16
+        rgb = read_rgb(tmp_path / "g.png")
+        assert rgb.shape == (20, 30, 3) and rgb.dtype == np.float32
+        np.testing.assert_allclose(rgb, np.repeat(gray[..., None] / 65535.0, 3, 2), atol=1e-6)
+
+    def test_16_bit_rgb_tiff(self, tmp_path: Path) -> None:
+        pixels = photo((16, 24, 3), np.uint16)
+        tifffile.imwrite(tmp_path / "c.tif", pixels, photometric="rgb")
+        np.testing.assert_allclose(read_rgb(tmp_path / "c.tif"), pixels / 65535.0, atol=1e-6)
+
+    def test_alpha_dropped_and_8_bit_exact(self, tmp_path: Path) -> None:
+        pixels = photo((12, 10, 4), np.uint8)
+        Image.fromarray(pixels, "RGBA").save(tmp_path / "a.png")
+        assert np.array_equal(read_rgb(tmp_path / "a.png"), pixels[..., :3] / np.float32(255))
+
+    def test_adobe_rgb_is_converted(self, tmp_path: Path) -> None:
+        adobe_png(tmp_path / "a.png", PATCHES[None])
+        got = read_rgb(tmp_path / "a.png")
+        expected = imagecms_adobe_to_srgb(PATCHES[None]) / 255.0
+        assert np.abs(got - expected).max() <= 2 / 255
+        assert np.abs(got - PATCHES[None] / 255.0).max() > 20 / 255  # not read as sRGB
+
+    def test_max_side_box_downscale(self, tmp_path: Path) -> None:
+        pixels = photo((40, 60, 3), np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "p.png")
+        small = read_rgb(tmp_path / "p.png", max_side=30)
+        expected = np.asarray(Image.fromarray(pixels).resize((30, 20), Image.Resampling.BOX))
+        assert np.array_equal(small, expected / np.float32(255))
+        assert read_rgb(tmp_path / "p.png", max_side=60).shape == (40, 60, 3)  # not larger
+
+    def test_max_side_16_bit_averages_in_float(self, tmp_path: Path) -> None:
+        pixels = photo((40, 60), np.uint16)
+        Image.fromarray(pixels).save(tmp_path / "g.png")
+        small = read_rgb(tmp_path / "g.png", max_side=30)
+        blocks = pixels.reshape(20, 2, 30, 2).mean(axis=(1, 3)) / 65535.0
+        assert small.shape == (20, 30, 3)
+        np.testing.assert_allclose(small[..., 1], blocks, atol=1 / 65535)
+
+    def test_unreadable_file_is_a_clear_error(self, tmp_path: Path) -> None:
+        (tmp_path / "x.png").write_bytes(b"not an image")
+        with pytest.raises(ImageFileError, match=r"x\.png"):
+            read_rgb(tmp_path / "x.png")
 
 
 class TestAtomicWrite:
