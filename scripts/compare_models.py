@@ -31,7 +31,8 @@ def main() -> None:
     ap.add_argument("models", nargs="+", help="NAME=path/to/weights.safetensors")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--synthetic", type=int, default=20, help="validation images per set")
+    ap.add_argument("--synthetic", type=int, default=20,
+                    help="validation images per set (0: real photos only)")
     ap.add_argument("--real", type=int, default=6, help="real photos per folder")
     ap.add_argument("--max-side", type=int, default=640)
     args = ap.parse_args()
@@ -63,7 +64,7 @@ def main() -> None:
         columns[name] = outs
         mean = np.mean(stats, axis=0)
         cells = [f"{summary[(d, OURS)]['psnr']:.2f} / {summary[(d, OURS)]['ssim']:.3f}"
-                 for d in val]
+                 if (d, OURS) in summary else "-" for d in val]  # "-": --synthetic 0
         cells += [f"{mean[0]:.3f}", f"{mean[1]:.4f}", f"{mean[2]:.2f}", f"{mean[3]:.4f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
