@@ -218,6 +218,35 @@ class TestRunGroup:
         assert not _alive(grandchild), "the grandchild outlived the timeout"
 
 
+    def test_an_interrupt_kills_the_group_too(self, tmp_path: Path) -> None:
+        """Ctrl-C reaches pytest, not the new session: the group must still go."""
+        import signal
+
+        class Interrupt(Exception):
+            pass
+
+        def interrupt(_signum: int, _frame: object) -> None:
+            raise Interrupt
+
+        pid_file = tmp_path / "pid"
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        start = time.monotonic()
+        try:
+            signal.alarm(2)
+            with pytest.raises(Interrupt):
+                run_group(["sh", "-c", f"sleep 120 >/dev/null 2>&1 & echo $! > {pid_file}; wait"],
+                          timeout=60)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        assert time.monotonic() - start < 30, "run_group waited for the group to end"
+        grandchild = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while _alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(grandchild), "the grandchild outlived the interrupt"
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, killed but not yet reaped, counts as gone)."""
     try:

@@ -113,19 +113,26 @@ def run_group(command: Sequence[str], timeout: float) -> subprocess.CompletedPro
     ``subprocess.run`` kills only its direct child when the time is up; under
     ``xvfb-run`` that leaves Xvfb, the test script and GIMP running in the chroot, which
     then keep its bind mounts busy. Here the child starts a new session, and a timeout
-    kills every process in it before :class:`subprocess.TimeoutExpired` is raised.
+    kills every process in it before :class:`subprocess.TimeoutExpired` is raised (and
+    before any other exception, such as Ctrl-C, goes on: the new session does not get it).
     """
+    def kill_group() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group()
             stdout, stderr = proc.communicate()
             raise subprocess.TimeoutExpired(proc.args, timeout, stdout, stderr) from exc
+        except BaseException:
+            kill_group()
+            raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
