@@ -121,6 +121,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from hybridnet.contract import check_image, colour_to_float
+
 __all__ = [
     "MAX_PIXELS",
     "SUPPORTED_SUFFIXES",
@@ -432,8 +434,6 @@ def read_rgb(path: str | os.PathLike[str], max_side: int | None = None) -> NDArr
     Raises:
         ImageFileError: the file cannot be read (see :func:`read_image`).
     """
-    from hybridnet.contract import check_image, colour_to_float  # numpy-only
-
     pixels = read_image(path).pixels
     h, w = pixels.shape[:2]
     if max_side is not None and max(h, w) > max_side:

@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,9 +220,9 @@ class Trainer:
         if resume:
             checkpoint = self._load_checkpoint()
             stored = TrainConfig.from_json(checkpoint["train_config"])
-            if replace(stored, iterations=config.iterations) != config:
-                changed = [f.name for f in fields(TrainConfig) if f.name != "iterations"
-                           and getattr(stored, f.name) != getattr(config, f.name)]
+            changed = [f.name for f in fields(TrainConfig) if f.name != "iterations"
+                       and getattr(stored, f.name) != getattr(config, f.name)]
+            if changed:
                 raise ValueError(
                     f"--resume: the run in {self.run_dir} was started with other options "
                     f"({', '.join(changed)} differ); resume it as it was (only --iterations "

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -211,16 +212,11 @@ class TestRunGroup:
             run_group(["sh", "-c", script], timeout=2)
         assert time.monotonic() - start < 30
         assert "started" in str(info.value.stdout)
-        grandchild = int(pid_file.read_text())
-        deadline = time.monotonic() + 10
-        while _alive(grandchild) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(grandchild), "the grandchild outlived the timeout"
+        assert _gone_within(int(pid_file.read_text()), 10), "the grandchild outlived the timeout"
 
 
     def test_an_interrupt_kills_the_group_too(self, tmp_path: Path) -> None:
         """Ctrl-C reaches pytest, not the new session: the group must still go."""
-        import signal
 
         class Interrupt(Exception):
             pass
@@ -240,11 +236,17 @@ class TestRunGroup:
             signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)
         assert time.monotonic() - start < 30, "run_group waited for the group to end"
-        grandchild = int(pid_file.read_text())
-        deadline = time.monotonic() + 10
-        while _alive(grandchild) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(grandchild), "the grandchild outlived the interrupt"
+        assert _gone_within(int(pid_file.read_text()), 10), "the grandchild outlived the interrupt"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` has ended, waiting up to ``seconds`` for it."""
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _alive(pid: int) -> bool:
