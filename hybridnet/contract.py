@@ -46,6 +46,23 @@ The thresholds come from the shared data: the median key of the clean photos is 
 (McMaster) to 0.40 (BSDS500, Sun-Hays), of the same photos darkened with gamma 3 (the
 paper's test protocol) 0.045-0.08, of real low-light sets 0.056 (LOL), 0.08 (LIME), 0.10
 (SCI) and 0.22 (DICM, which holds many merely dim photos).
+
+Brightness
+----------
+The network is trained on photos darkened by a gamma :math:`\gamma \in (2, 4)` and told
+that gamma (the colour values are normalised to :data:`REFERENCE_GAMMA` first, see
+:func:`normalise_gamma`). A real photo comes with no gamma, so ``brightness``
+:math:`b \in [-1, 1]` chooses it: the photo is enhanced as if darkened by
+:math:`\gamma = 3 + b`, i.e. its colour values :math:`x` go to the network as
+
+.. math::
+
+    x' = x^{3 / (3 + b)}.
+
+:math:`b = 0` (the default) leaves them as they are; :math:`b = 1` (taken as darkened by
+gamma 4) gives a brighter result, :math:`b = -1` (gamma 2) a darker one. Unlike
+``strength``, which blends toward the original and so can only tone a result down, this
+changes what the network sees, so it needs a new pass of the network.
 """
 
 from __future__ import annotations
@@ -63,6 +80,11 @@ from hybridnet.errors import InvalidImageError
 LUMA: Final = (0.2126, 0.7152, 0.0722)
 AUTO_LOW_KEY: Final = 0.15
 AUTO_HIGH_KEY: Final = 0.40
+#: The darkening gamma the network's inputs are normalised to (the Table II protocol's).
+REFERENCE_GAMMA: Final = 3.0
+#: ``brightness`` runs over [-BRIGHTNESS_LIMIT, BRIGHTNESS_LIMIT]: gammas 2 to 4, the
+#: training range.
+BRIGHTNESS_LIMIT: Final = 1.0
 _SUPPORTED_DTYPES: Final = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _MAX_VALUE: Final = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -272,3 +294,58 @@ def auto_strength(image: NDArray[np.generic]) -> float:
     key = exposure_key(image)
     s = (AUTO_HIGH_KEY - key) / (AUTO_HIGH_KEY - AUTO_LOW_KEY)
     return float(min(1.0, max(0.0, s)))
+
+
+def check_brightness(brightness: object) -> float:
+    """A brightness as a float in [-1, 1], or :class:`InvalidImageError`."""
+    if isinstance(brightness, bool) or not isinstance(brightness, int | float):
+        raise InvalidImageError(
+            f"brightness must be a number from -1 to 1 (0: as the model sees it), got "
+            f"{brightness!r}"
+        )
+    b = float(brightness)
+    if not (-BRIGHTNESS_LIMIT <= b <= BRIGHTNESS_LIMIT) or math.isnan(b):
+        raise InvalidImageError(
+            f"brightness must be between -1 (darker) and 1 (brighter), got {brightness!r}"
+        )
+    return b
+
+
+def normalise_gamma(
+    low: NDArray[np.floating], gamma: float, reference: float = REFERENCE_GAMMA
+) -> F32:
+    r"""Re-express a photo darkened by ``gamma`` as if it had been darkened by ``reference``.
+
+    .. math::
+
+        y' = \operatorname{clip}_{[0,1]}(y)^{\gamma_{\mathrm{ref}} / \gamma}, \qquad
+        (x^{\gamma})^{\gamma_{\mathrm{ref}}/\gamma} = x^{\gamma_{\mathrm{ref}}}.
+
+    A network trained on inputs normalised this way need not guess how strongly a photo
+    was darkened (a bright scene darkened by 4 and a dim one darkened by 2 can look
+    alike): it is told, as the Table II inverse-gamma baseline is told. Training uses it
+    with the drawn gamma (:class:`hybridnet.degrade.RandomPairSampler`), the enhancer with
+    the gamma ``brightness`` chooses (module docstring). ``gamma == reference`` only clips.
+
+    Args:
+        low: dark image, nominally in :math:`[0, 1]`.
+        gamma: the darkening exponent (or the chosen one), :math:`> 0`.
+        reference: the exponent the network was trained for.
+
+    Returns:
+        float32 image of the same shape, in :math:`[0, 1]`.
+    """
+    for name, value in (("gamma", gamma), ("reference", reference)):
+        if not (value > 0.0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive finite number, got {value}")
+    y = np.clip(np.asarray(low, dtype=np.float32), 0.0, 1.0)
+    if gamma == reference:
+        return y
+    return np.power(y, np.float32(reference / gamma), dtype=np.float32)
+
+
+def brightness_to_network(rgb: F32, brightness: float) -> F32:
+    """The colour values the network gets for ``brightness`` (module docstring)."""
+    if brightness == 0.0:
+        return rgb
+    return normalise_gamma(rgb, REFERENCE_GAMMA + brightness, REFERENCE_GAMMA)

@@ -39,6 +39,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from hybridnet.contract import normalise_gamma
+
 __all__ = [
     "PATCH_SIZE",
     "TABLE2_GAMMA",
@@ -461,7 +463,9 @@ class RandomPairSampler:
        :math:`\gamma \sim U(\text{gamma\_range})` and
        :math:`\sigma \sim U(\text{noise\_sigma\_range})`; ``"realistic"`` --
        :func:`realistic_darken` with ``realistic``; ``"mix"`` -- realistic with
-       probability ``mix_probability``, gamma otherwise.
+       probability ``mix_probability``, gamma otherwise;
+    4. with ``gamma_reference`` set, the gamma-mode input is normalised to that gamma with
+       :func:`normalise_gamma` (the network is told the darkening; not in the paper).
 
     The paper only says "a small level of Gaussian noise"; the evaluation uses
     :math:`\sigma = 0.01`, so the default training range :math:`[0, 0.02]` is centred on
@@ -474,6 +478,7 @@ class RandomPairSampler:
         gamma_range: open interval of :math:`\gamma` (uniform).
         noise_sigma_range: interval of the Gaussian :math:`\sigma` (uniform).
         quantize_8bit: 8-bit quantisation of the gamma-mode input.
+        gamma_reference: normalise gamma-mode inputs to this gamma (None: do not).
         realistic: parameter ranges of the realistic mode.
     """
 
@@ -483,6 +488,7 @@ class RandomPairSampler:
     gamma_range: tuple[float, float] = (2.0, 4.0)
     noise_sigma_range: tuple[float, float] = (0.0, 0.02)
     quantize_8bit: bool = True
+    gamma_reference: float | None = None
     realistic: RealisticParams = field(default_factory=RealisticParams)
 
     def __post_init__(self) -> None:
@@ -494,6 +500,9 @@ class RandomPairSampler:
             raise ValueError(f"mix_probability must be in [0, 1], got {self.mix_probability}")
         _check_range("gamma_range", *self.gamma_range, low=1e-6, high=1e6)
         _check_range("noise_sigma_range", *self.noise_sigma_range, low=0.0, high=1.0)
+        ref = self.gamma_reference
+        if ref is not None and not (ref > 0.0 and math.isfinite(ref)):
+            raise ValueError(f"gamma_reference must be a positive finite number, got {ref}")
 
     def __call__(self, clean: FloatArray, rng: np.random.Generator) -> tuple[F32, F32]:
         """Return ``(low, high)``, both float32 ``patch_size x patch_size x 3``.
@@ -522,4 +531,6 @@ class RandomPairSampler:
             gamma = float(rng.uniform(*self.gamma_range))
             sigma = float(rng.uniform(*self.noise_sigma_range))
             low = gamma_darken(high, gamma, sigma, rng, quantize_8bit=self.quantize_8bit)
+            if self.gamma_reference is not None:
+                low = normalise_gamma(low, gamma, self.gamma_reference)
         return low, high.astype(np.float32)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -85,6 +86,9 @@ class TrainConfig:
         mix_probability: share of realistic pairs in ``mix``.
         gamma_range: gamma of the paper's darkening, uniform (paper: (2, 4)).
         noise_sigma_range: Gaussian noise sigma of the gamma mode, uniform.
+        gamma_reference: tell the network the darkening: gamma-mode inputs are normalised
+            to this gamma (:func:`hybridnet.degrade.normalise_gamma`); None (the paper):
+            the network guesses it.
         train_dirs: folders of clean photos.
         pairs: ``(low_dir, high_dir)`` of real pairs matched by file name, instead.
         seed: seeds the network's initialisation and every batch.
@@ -111,6 +115,7 @@ class TrainConfig:
     mix_probability: float = 0.5
     gamma_range: tuple[float, float] = (2.0, 4.0)
     noise_sigma_range: tuple[float, float] = (0.0, 0.02)
+    gamma_reference: float | None = None
     train_dirs: tuple[str, ...] = ()
     pairs: tuple[str, str] | None = None
     seed: int = 0
@@ -140,6 +145,9 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not self.ssim_weight >= 0:
             raise ValueError(f"ssim_weight must be >= 0, got {self.ssim_weight}")
+        ref = self.gamma_reference
+        if ref is not None and not (isinstance(ref, int | float) and 0 < ref < math.inf):
+            raise ValueError(f"gamma_reference must be a positive number or None, got {ref!r}")
 
     @property
     def uses_adversarial(self) -> bool:
@@ -434,6 +442,7 @@ class Trainer:
             mix_probability=cfg.mix_probability,
             gamma_range=cfg.gamma_range,
             noise_sigma_range=cfg.noise_sigma_range,
+            gamma_reference=cfg.gamma_reference,
         )
         return SyntheticPairs(usable, sampler, cfg.batch_size, cfg.seed)
 

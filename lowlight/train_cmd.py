@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
                    help="terms of Eq. (7) (Table II ablation); default total")
     p.add_argument("--ssim-weight", type=float, metavar="W",
                    help="add W * (1 - SSIM) to the loss (not in the paper; default 0, off)")
+    p.add_argument("--gamma-reference", type=float, metavar="G",
+                   help="tell the network the darkening: gamma-darkened inputs are "
+                        "normalised to gamma G before it sees them (not in the paper; "
+                        "default: off, the network guesses the darkening)")
     for option, kind, default in _CONFIG_OPTIONS:
         p.add_argument(option, type=kind, help=f"default {default:g}")
     p.add_argument("--model-config", type=Path, metavar="JSON",
@@ -81,7 +85,7 @@ _CONFIG_OPTIONS: tuple[tuple[str, type, float], ...] = (
     ("--checkpoint-every", int, 500),
     ("--log-every", int, 50),
 )
-_CONFIG_FIELDS = ("degradation", "mix_probability", "loss", "ssim_weight",
+_CONFIG_FIELDS = ("degradation", "mix_probability", "loss", "ssim_weight", "gamma_reference",
                   *(option[2:].replace("-", "_") for option, _, _ in _CONFIG_OPTIONS))
 
 

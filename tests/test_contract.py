@@ -1,4 +1,4 @@
-"""The numpy image contract: layouts, blending and the auto-strength rule."""
+"""The numpy image contract: layouts, blending, the auto-strength rule, brightness."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import pytest
 
 from hybridnet.contract import (
     AUTO_HIGH_KEY,
+    REFERENCE_GAMMA,
     Blender,
     auto_strength,
     blend,
+    brightness_to_network,
+    check_brightness,
     check_image,
     exposure_key,
+    normalise_gamma,
 )
 from hybridnet.errors import InvalidImageError
 
@@ -135,3 +139,47 @@ class TestAutoStrength:
         grey = np.full((8, 8, 3), 118, np.uint8)  # 18 % reflectance in sRGB
         assert exposure_key(grey) == pytest.approx(118 / 255 + 1 / 255, abs=1e-3)
         assert exposure_key(grey) > AUTO_HIGH_KEY
+
+
+class TestNormaliseGamma:
+    def test_turns_one_darkening_into_another(self) -> None:
+        x = np.linspace(0.0, 1.0, 101, dtype=np.float64).reshape(1, 101, 1).repeat(3, -1)
+        for gamma in (2.0, 2.5, 4.0):
+            out = normalise_gamma(x**gamma, gamma, 3.0)
+            assert out.dtype == np.float32 and out.shape == x.shape
+            np.testing.assert_allclose(out, x**3, rtol=1e-5, atol=1e-6)
+
+    def test_equal_gammas_only_clip(self) -> None:
+        x = np.array([[[-0.5, 0.25, 1.5]]], np.float32)
+        assert np.array_equal(normalise_gamma(x, 3.0, 3.0), np.array([[[0.0, 0.25, 1.0]]]))
+
+    def test_larger_gamma_lifts(self) -> None:
+        x = np.full((2, 2, 3), 0.1, np.float32)
+        assert normalise_gamma(x, 4.0).mean() > 0.1 > normalise_gamma(x, 2.0).mean()
+
+    @pytest.mark.parametrize(("gamma", "reference"), [(0.0, 3.0), (3.0, -1.0),
+                                                      (float("nan"), 3.0), (3.0, float("inf"))])
+    def test_bad_gammas(self, gamma: float, reference: float) -> None:
+        with pytest.raises(ValueError, match="positive finite"):
+            normalise_gamma(np.zeros((2, 2, 3), np.float32), gamma, reference)
+
+
+class TestBrightness:
+    @pytest.mark.parametrize("value", [-1, -0.5, 0, 0.3, 1.0])
+    def test_accepted(self, value: float) -> None:
+        assert check_brightness(value) == float(value)
+
+    @pytest.mark.parametrize("value", [1.01, -2, float("nan"), "up", True, None])
+    def test_refused_with_the_range(self, value: object) -> None:
+        with pytest.raises(InvalidImageError, match="brightness must be"):
+            check_brightness(value)
+
+    def test_maps_to_a_gamma_around_the_reference(self) -> None:
+        rgb = np.linspace(0.0, 1.0, 30, dtype=np.float32).reshape(1, 10, 3)
+        assert brightness_to_network(rgb, 0.0) is rgb  # nothing done at 0
+        for b in (-1.0, -0.25, 0.5, 1.0):
+            expected = rgb.astype(np.float64) ** (REFERENCE_GAMMA / (REFERENCE_GAMMA + b))
+            np.testing.assert_allclose(brightness_to_network(rgb, b), expected, rtol=1e-6,
+                                       atol=1e-7)
+        assert (brightness_to_network(rgb, 1.0)[0, 1:-1] > rgb[0, 1:-1]).all()
+        assert (brightness_to_network(rgb, -1.0)[0, 1:-1] < rgb[0, 1:-1]).all()

@@ -323,6 +323,35 @@ class TestRandomPairSampler:
             seen.add(found)
         assert len(seen) >= 6  # the symmetries are actually drawn
 
+    def test_gamma_reference_tells_the_network_the_gamma(self) -> None:
+        clean = _smooth_image(40, 37, 0.05, 0.95, seed=3)
+        kw = {"patch_size": 16, "noise_sigma_range": (0.0, 0.0), "quantize_8bit": False}
+        told = RandomPairSampler(gamma_reference=3.0, **kw)  # type: ignore[arg-type]
+        plain = RandomPairSampler(**kw)  # type: ignore[arg-type]
+        for seed in range(10):
+            low, high = told(clean, np.random.default_rng(seed))
+            # whatever gamma in (2, 4) was drawn, the input is the reference's darkening
+            np.testing.assert_allclose(low, high.astype(np.float64) ** 3, rtol=2e-5, atol=1e-6)
+            # and only the input changed: same crop, same draws
+            low_plain, high_plain = plain(clean, np.random.default_rng(seed))
+            assert np.array_equal(high, high_plain) and not np.allclose(low, low_plain)
+
+    def test_gamma_reference_applies_after_noise_and_8bit(self) -> None:
+        clean = _smooth_image(40, 40, 0.05, 0.95, seed=4)
+        told = RandomPairSampler(patch_size=32, gamma_range=(4.0, 4.0), gamma_reference=3.0)
+        plain = RandomPairSampler(patch_size=32, gamma_range=(4.0, 4.0))
+        low, _ = told(clean, np.random.default_rng(1))
+        low_plain, _ = plain(clean, np.random.default_rng(1))
+        # the 8-bit noisy input, as a photo file would hold it, then the normalisation
+        assert np.allclose(low_plain * 255, np.round(low_plain * 255), atol=1e-4)
+        np.testing.assert_allclose(low, low_plain.astype(np.float64) ** 0.75, rtol=1e-5,
+                                   atol=1e-7)
+
+    @pytest.mark.parametrize("bad", [0.0, -3.0, float("nan"), float("inf")])
+    def test_gamma_reference_must_be_positive(self, bad: float) -> None:
+        with pytest.raises(ValueError, match="gamma_reference"):
+            RandomPairSampler(gamma_reference=bad)
+
     def test_mix_probability(self) -> None:
         clean = _smooth_image(20, 20, 0.05, 0.95)
 

@@ -73,6 +73,17 @@ class TestTrainConfig:
         with pytest.raises(ValueError, match="ssim_weight"):
             TrainConfig(ssim_weight=-1.0)
 
+    def test_gamma_reference(self, clean_dir: Path) -> None:
+        assert TrainConfig().gamma_reference is None  # the paper: the network guesses
+        cfg = _config(clean_dir, gamma_reference=3.0)
+        assert TrainConfig.from_json(cfg.to_json()).gamma_reference == 3.0
+        older = json.loads(_config(clean_dir).to_json())
+        del older["gamma_reference"]  # a run saved before the option existed
+        assert TrainConfig.from_json(json.dumps(older)).gamma_reference is None
+        for bad in (0.0, -2.0, float("nan"), "3"):
+            with pytest.raises(ValueError, match="gamma_reference"):
+                TrainConfig(gamma_reference=bad)  # type: ignore[arg-type]
+
     def test_cli_help_defaults_are_the_dataclass_defaults(self) -> None:
         from lowlight.train_cmd import _CONFIG_OPTIONS
 
@@ -213,6 +224,20 @@ class TestTraining:
             dssim = float(v["ssim_loss"])
             assert 0.0 < dssim < 1.0
             assert float(v["total"]) == pytest.approx(float(v["mse"]) + 0.5 * dssim, rel=1e-5)
+
+    def test_cli_gamma_reference_is_stored_and_kept_on_resume(
+        self, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        (tmp_path / "tiny.json").write_text(TINY.to_json(), encoding="utf-8")
+        run = tmp_path / "r"
+        common = ["--no-progress", "--patch-size", "32", "--batch-size", "2", "--log-every", "1"]
+        assert main(["train", "--out", str(run), "--data", str(clean_dir), "--loss", "mse",
+                     "--model-config", str(tmp_path / "tiny.json"), "--gamma-reference", "3",
+                     "--iterations", "2", *common]) == 0
+        assert json.loads((run / "config.json").read_text())["gamma_reference"] == 3.0
+        assert main(["train", "--out", str(run), "--resume", "--iterations", "3"]) == 0
+        assert json.loads((run / "config.json").read_text())["gamma_reference"] == 3.0
+        capsys.readouterr()
 
     def test_resume_with_other_options_refused(self, clean_dir: Path, tmp_path: Path) -> None:
         cfg = _config(clean_dir, loss="mse", patch_size=32, iterations=2)
