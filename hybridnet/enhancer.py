@@ -44,6 +44,8 @@ from hybridnet.contract import (
     Layout,
     assemble,
     auto_strength,
+    brightness_to_network,
+    check_brightness,
     check_image,
     check_strength,
     colour_to_float,
@@ -191,8 +193,7 @@ class Enhancer:
         overlap: int = DEFAULT_OVERLAP,
     ) -> None:
         self.device = _pick_device(device)
-        if tile_size is not None and tile_size < 2 * overlap + SIZE_MULTIPLE:
-            raise ValueError(f"tile_size must be at least {2 * overlap + SIZE_MULTIPLE} px")
+        _check_tile_size(tile_size, overlap)
         self.tile_size = tile_size
         self.overlap = overlap
         if model is None:
@@ -225,6 +226,7 @@ class Enhancer:
         cancel: Cancel = None,
         *,
         tile_size: int | None = None,
+        brightness: float = 0.0,
     ) -> NDArray[np.generic]:
         """Enhance ``image``; same shape and dtype out, alpha copied bit for bit.
 
@@ -236,6 +238,8 @@ class Enhancer:
             cancel: an :class:`threading.Event` or a callable; checked before each tile,
                 :class:`EnhanceCancelled` is raised when it is set / returns True.
             tile_size: override the tile size for this call.
+            brightness: -1..1, how dark the network takes the photo to be: 0 as it is,
+                1 brighter, -1 darker (:func:`hybridnet.contract.brightness_to_network`).
 
         Raises:
             InvalidImageError: the array breaks the contract.
@@ -250,6 +254,8 @@ class Enhancer:
             s = auto_strength(image)
         else:
             s = check_strength(strength)
+        b = check_brightness(brightness)
+        _check_tile_size(tile_size, self.overlap)
         self.notices = []
         if s == 0.0:
             if progress is not None:
@@ -261,7 +267,7 @@ class Enhancer:
         while True:
             plan = self._plan(layout, budget_tile, cap)
             try:
-                return self._enhance_tiles(image, layout, s, plan, progress, cancel)
+                return self._enhance_tiles(image, layout, s, b, plan, progress, cancel)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type != "cuda":
                     raise
@@ -325,6 +331,7 @@ class Enhancer:
         image: NDArray[np.generic],
         layout: Layout,
         strength: float,
+        brightness: float,
         plan: TilePlan,
         progress: Progress,
         cancel: Cancel,
@@ -345,7 +352,8 @@ class Enhancer:
                 if _cancelled(cancel):
                     raise EnhanceCancelled("enhancement cancelled")
                 tile = image[y : y + plan.tile_h, x : x + plan.tile_w]
-                result = self.enhance_rgb(colour_to_float(tile, layout))
+                rgb = brightness_to_network(colour_to_float(tile, layout), brightness)
+                result = self.enhance_rgb(rgb)
                 result *= wy[j][:, None, None]
                 result *= wx[i][None, :, None]
                 acc[y - acc_start : band_end - acc_start, x : x + plan.tile_w] += result
@@ -374,6 +382,15 @@ class Enhancer:
             base = unit_float(orig, layout.dtype)  # unclipped: strength < 1 keeps the original
             colour = base + np.float32(strength) * (colour - base)
         return assemble(quantize(colour, layout.dtype), original, layout)
+
+
+def _check_tile_size(tile_size: int | None, overlap: int) -> None:
+    """Tiles must hold both overlaps and one step of the network's size multiple."""
+    if tile_size is not None and tile_size < 2 * overlap + SIZE_MULTIPLE:
+        raise ValueError(
+            f"tile_size must be at least {2 * overlap + SIZE_MULTIPLE} px (two overlaps of "
+            f"{overlap} px and {SIZE_MULTIPLE} more), got {tile_size}"
+        )
 
 
 def _cancelled(cancel: Cancel) -> bool:

@@ -47,6 +47,7 @@ class Engine(Protocol):
         pixels: NDArray[Any],
         strength: StrengthArg,
         progress: Callable[[int, int], None] | None,
+        brightness: float = 0.0,
     ) -> NDArray[Any]: ...
 
     def describe(self) -> str: ...
@@ -70,6 +71,21 @@ def parse_strength(text: str) -> StrengthArg:
     return s
 
 
+def parse_brightness(text: str) -> float:
+    """A number from -1 (darker) to 1 (brighter)."""
+    try:
+        b = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"brightness must be a number from -1 (darker) to 1 (brighter); got {text!r}"
+        ) from None
+    if not -1.0 <= b <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"brightness must be between -1 (darker) and 1 (brighter); got {text!r}"
+        )
+    return b
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "enhance",
@@ -88,6 +104,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strength", type=parse_strength, default=1.0, metavar="S|auto",
                    help="0..1 or 0%%..100%% blend with the original, or 'auto' from the "
                         "photo's exposure (default 1)")
+    p.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
+                   help="-1..1: how dark the model takes the photo to be; 1 gives a brighter "
+                        "result, -1 a darker one (default 0; unlike --strength it can lift)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (inputs are never replaced)")
     p.add_argument("--weights", type=Path, help="model weights (default: the bundled model)")
@@ -148,8 +167,10 @@ class InProcessEngine:
         pixels: NDArray[Any],
         strength: StrengthArg,
         progress: Callable[[int, int], None] | None,
+        brightness: float = 0.0,
     ) -> NDArray[Any]:
-        return self.enhancer.enhance(pixels, strength, progress)  # type: ignore[arg-type]
+        return self.enhancer.enhance(pixels, strength, progress,  # type: ignore[arg-type]
+                                     brightness=brightness)
 
     def describe(self) -> str:
         return f"in-process on {self.enhancer.device}"
@@ -191,9 +212,11 @@ class WorkerEngine:
         pixels: NDArray[Any],
         strength: StrengthArg,
         progress: Callable[[int, int], None] | None,
+        brightness: float = 0.0,
     ) -> NDArray[Any]:
         out = self.client.enhance(pixels, strength,  # type: ignore[arg-type]
-                                  progress=progress, tile_size=self.tile_size)
+                                  progress=progress, tile_size=self.tile_size,
+                                  brightness=brightness)
         for notice in self.client.notices:
             print(f"lowlight enhance: note: {notice}", file=sys.stderr)
         return out
@@ -271,7 +294,8 @@ def _enhance_all(
                 else:
                     files_bar.update(0, info=f"{label}: tile {done_tiles}/{total}")
 
-            result = engine.enhance(loaded.pixels, args.strength, progress)
+            result = engine.enhance(loaded.pixels, args.strength, progress,
+                                    brightness=args.brightness)
             if single and tile_bar.total > 1:
                 tile_bar.close()
             write_image(job.target, result, loaded.metadata, overwrite=args.overwrite)

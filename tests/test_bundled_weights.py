@@ -70,6 +70,21 @@ class TestBundledWeights:
         assert psnr(ours, clean) > psnr(baseline, clean) + 0.5
         assert ssim(ours, clean) > ssim(baseline, clean)
 
+    @pytest.mark.parametrize(("gamma", "brightness"), [(4.0, 1.0), (2.0, -1.0)])
+    def test_brightness_is_the_darkening_told(
+        self, enhancer: Enhancer, gamma: float, brightness: float
+    ) -> None:
+        # a photo darker (gamma 4) or lighter (gamma 2) than the protocol's 3: telling the
+        # network so through brightness = gamma - 3 brings back the clean photo better
+        clean = scene(3)
+        rng = np.random.default_rng(3)
+        low = np.clip(clean.astype(np.float64) ** gamma + rng.normal(0, 0.01, clean.shape), 0, 1)
+        low8 = np.round(low * 255).astype(np.uint8)
+        told = enhancer.enhance(low8, brightness=brightness).astype(np.float32) / 255
+        untold = enhancer.enhance(low8).astype(np.float32) / 255
+        assert psnr(told, clean) > psnr(untold, clean) + 1.0
+        assert abs(told.mean() - clean.mean()) < abs(untold.mean() - clean.mean())
+
     def test_tiles_leave_no_seam(self, enhancer: Enhancer) -> None:
         clean = scene(7, 420, 560)
         low = np.round(table2_input(clean, 7) * 65535).astype(np.uint16)

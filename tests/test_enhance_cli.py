@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from hybridnet import HybridNet, HybridNetConfig, save_model
+from hybridnet.enhancer import Enhancer
 from hybridnet.imageio import read_image, write_image
 from lowlight.cli import main
 
@@ -123,6 +124,22 @@ class TestOutputs:
                               read_image(bright).pixels)
 
 
+    @pytest.mark.parametrize("engine", [[], ["--no-worker"]])
+    def test_brightness_reaches_the_network(self, tmp_path: Path, weights: Path,
+                                            capsys: pytest.CaptureFixture[str],
+                                            engine: list[str]) -> None:
+        pixels = (_dark() * 255).astype(np.uint8)
+        src = write_image(tmp_path / "s.png", pixels)
+        enhancer = Enhancer(weights, device="cpu")
+        for b in ("1", "-0.5"):
+            out = tmp_path / f"s{b}.png"
+            assert _run(capsys, src, "--brightness", b, "-o", out, "--weights", weights,
+                        *engine)[0] == 0
+            got = read_image(out).pixels
+            assert np.array_equal(got, enhancer.enhance(pixels, brightness=float(b)))
+            assert not np.array_equal(got, enhancer.enhance(pixels))
+
+
 class TestNeverOverwrite:
     def test_existing_output_kept(self, tmp_path: Path, weights: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,5 +208,10 @@ class TestBadInput:
         with pytest.raises(SystemExit) as exc:
             main(["enhance", str(a), "--strength", "1.5"])
         assert exc.value.code == 2
+        for bad in ("2", "bright"):
+            with pytest.raises(SystemExit) as exc:
+                main(["enhance", str(a), "--brightness", bad])
+            assert exc.value.code == 2
+            assert "brightness must be" in capsys.readouterr().err
         code, _, err = _run(capsys, a, "--weights", tmp_path / "none.safetensors")
         assert code == 2 and "does not exist" in err

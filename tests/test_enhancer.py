@@ -141,7 +141,56 @@ class TestStrength:
             enhancer.enhance(_photo(), strength=bad)  # type: ignore[arg-type]
 
 
+class _Identity(HybridNet):
+    """The network replaced by the identity: what the enhancer feeds it comes back."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clone()
+
+
+class TestBrightness:
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+    @pytest.mark.parametrize("b", [-1.0, 0.4, 1.0])
+    def test_network_sees_the_photo_as_if_darkened_by_3_plus_b(
+        self, dtype: type, b: float
+    ) -> None:
+        img = _as(_photo(150, 210), dtype)
+        identity = Enhancer(model=_Identity(HybridNetConfig.tiny()))
+        out = identity.enhance(img, brightness=b, tile_size=136)  # tiles: still per pixel
+        expected = _as(img.astype(np.float64) / (1 if dtype is np.float32 else
+                                                 np.iinfo(dtype).max), np.float32) ** (3 / (3 + b))
+        got = out.astype(np.float64) / (1 if dtype is np.float32 else np.iinfo(dtype).max)
+        step = 1e-6 if dtype is np.float32 else 0.51 / np.iinfo(dtype).max
+        assert np.abs(got - expected).max() <= step + 1e-6
+        assert (got.mean() > img.mean() / (1 if dtype is np.float32 else np.iinfo(dtype).max)) \
+            == (b > 0)
+
+    def test_zero_is_the_default(self, enhancer: Enhancer) -> None:
+        img = _as(_photo(), np.uint8)
+        assert np.array_equal(enhancer.enhance(img, brightness=0), enhancer.enhance(img))
+
+    def test_strength_blends_with_the_original_not_the_lifted_input(self) -> None:
+        img = _as(_photo(), np.uint16)
+        identity = Enhancer(model=_Identity(HybridNetConfig.tiny()))
+        full = identity.enhance(img, brightness=1.0)
+        half = identity.enhance(img, strength=0.5, brightness=1.0)
+        assert np.abs(half.astype(np.int64) - blend(img, full, 0.5).astype(np.int64)).max() <= 1
+
+    @pytest.mark.parametrize("bad", [1.5, -1.01, float("nan"), "bright", None])
+    def test_bad_brightness(self, enhancer: Enhancer, bad: object) -> None:
+        with pytest.raises(InvalidImageError, match="brightness"):
+            enhancer.enhance(_photo(), brightness=bad)  # type: ignore[arg-type]
+
+
 class TestTiling:
+    def test_too_small_tiles_refused_in_the_constructor_and_per_call(
+        self, enhancer: Enhancer
+    ) -> None:
+        with pytest.raises(ValueError, match="tile_size must be at least 136"):
+            Enhancer(model=HybridNet(HybridNetConfig.tiny()), tile_size=100)
+        with pytest.raises(ValueError, match="tile_size must be at least 136"):
+            enhancer.enhance(_photo(), tile_size=64)
+
     @pytest.mark.parametrize("size", [(300, 500), (1000, 90), (257, 2049), (64, 64)])
     @pytest.mark.parametrize("budget", [40_000, 90_000, 10**9])
     def test_plan_covers_and_weights_sum_to_one(self, size: tuple[int, int], budget: int) -> None:

@@ -202,6 +202,18 @@ def test_strengths_and_odd_arrays(client: WorkerClient, reference: Enhancer,
     assert np.array_equal(client.enhance(strided), reference.enhance(strided))
 
 
+def test_brightness_reaches_the_enhancer(client: WorkerClient, reference: Enhancer) -> None:
+    image = _image((61, 83, 3), np.uint8, seed=5)
+    plain = client.enhance(image)
+    for b in (1.0, -0.6):
+        out = client.enhance(image, 0.9, brightness=b)
+        assert np.array_equal(out, reference.enhance(image, 0.9, brightness=b))
+        assert not np.array_equal(out, plain)
+    with pytest.raises(WorkerError, match="brightness must be") as exc:
+        client.enhance(image, brightness=1.5)
+    assert exc.value.code == "bad_request"
+
+
 def test_tiled_round_trip(client: WorkerClient, reference: Enhancer) -> None:
     image = _image((150, 170, 4), np.uint16, seed=6)  # 2×2 tiles of 136: blending too
     assert np.array_equal(client.enhance(image, 0.8, tile_size=136),

@@ -73,7 +73,7 @@ class TestMessages:
     @pytest.mark.parametrize(
         ("change", "code"),
         [
-            ({"v": 2}, ErrorCode.VERSION_MISMATCH),
+            ({"v": PROTOCOL_VERSION + 1}, ErrorCode.VERSION_MISMATCH),
             ({"v": "1"}, ErrorCode.BAD_REQUEST),
             ({"id": -1}, ErrorCode.BAD_REQUEST),
             ({"id": 2**60}, ErrorCode.BAD_REQUEST),
@@ -89,6 +89,11 @@ class TestMessages:
             ({"strength": 1.5}, ErrorCode.BAD_REQUEST),
             ({"strength": "high"}, ErrorCode.BAD_REQUEST),
             ({"strength": True}, ErrorCode.BAD_REQUEST),
+            ({"brightness": 1.5}, ErrorCode.BAD_REQUEST),
+            ({"brightness": -2}, ErrorCode.BAD_REQUEST),
+            ({"brightness": "up"}, ErrorCode.BAD_REQUEST),
+            ({"brightness": False}, ErrorCode.BAD_REQUEST),
+            ({"brightness": float("nan")}, ErrorCode.BAD_REQUEST),
             ({"tile_size": 8}, ErrorCode.BAD_REQUEST),
         ],
     )
@@ -136,6 +141,15 @@ class TestMessages:
         args = parse_enhance(parse_request(frames, LIMITS), LIMITS)
         with pytest.raises(ProtocolError, match="truncated"):
             frame_to_array(memoryview(frames[1])[:-1], args.spec)
+
+    def test_brightness_defaults_to_zero_and_is_read(self) -> None:
+        array = np.zeros((5, 6, 3), np.uint8)
+        plain = parse_enhance(parse_request(_enhance_frames(array), LIMITS), LIMITS)
+        assert plain.brightness == 0.0
+        for value in (-1, 0.25, 1.0):
+            frames = _enhance_frames(array, brightness=value)
+            args = parse_enhance(parse_request(frames, LIMITS), LIMITS)
+            assert args.brightness == value and isinstance(args.brightness, float)
 
     def test_limits_round_trip(self) -> None:
         limits = Limits(max_pixels=1000)

@@ -187,6 +187,7 @@ class WorkerClient:
         progress: ProgressFn | None = None,
         cancel: CancelArg = None,
         tile_size: int | None = None,
+        brightness: float = 0.0,
     ) -> NDArray[Any]:
         """Enhance ``image`` in the worker; blocks, same shape and dtype out.
 
@@ -198,12 +199,13 @@ class WorkerClient:
                 when set, the worker is told and :class:`Cancelled` is raised (the job
                 stops within one tile).
             tile_size: maximum tile side (default: the worker decides from its memory).
+            brightness: -1..1; 0 as the model sees the photo, 1 brighter, -1 darker.
 
         Raises:
             Cancelled: ``cancel`` fired.
             WorkerError: anything else (see :class:`WorkerError`).
         """
-        from hybridnet.contract import check_image, check_strength
+        from hybridnet.contract import check_brightness, check_image, check_strength
         from hybridnet.errors import InvalidImageError
 
         with self._lock:
@@ -213,6 +215,7 @@ class WorkerClient:
                 check_image(image)
                 if strength != "auto":
                     check_strength(strength)
+                brightness = check_brightness(brightness)
             except InvalidImageError as exc:
                 raise WorkerError(ErrorCode.BAD_REQUEST.value, str(exc)) from None
             if tile_size is not None and not 136 <= tile_size <= 65536:
@@ -230,7 +233,7 @@ class WorkerClient:
                     f"worker's limit of {self._limits.max_pixels / 1e6:.0f}; scale it down",
                 )
             fields = {**spec.to_fields(), "strength": strength if strength == "auto"
-                      else float(strength), "tile_size": tile_size}
+                      else float(strength), "tile_size": tile_size, "brightness": brightness}
             reply, pixels = self._call(Op.ENHANCE, fields, frame, progress=progress,
                                        cancel=cancel)
             result_spec = PixelSpec.parse(reply.fields, Limits(max_pixels=spec.pixels,
@@ -771,9 +774,11 @@ def enhance(
     strength: Strength = 1.0,
     progress: ProgressFn | None = None,
     cancel: CancelArg = None,
+    brightness: float = 0.0,
 ) -> NDArray[Any]:
     """Enhance ``image`` in the worker over one shared, reused connection (autostarts)."""
-    return shared_client().enhance(image, strength, progress=progress, cancel=cancel)
+    return shared_client().enhance(image, strength, progress=progress, cancel=cancel,
+                                   brightness=brightness)
 
 
 def worker_status(runtime_dir: Path | None = None) -> dict[str, Any] | None:

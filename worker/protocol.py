@@ -55,6 +55,8 @@ key             value                                                       ops
 ``layout``      ``"gray"`` (C = 1 or no C), ``"gray+alpha"`` (2),           enhance
                 ``"rgb"`` (3), ``"rgba"`` (4): must agree with ``shape``
 ``strength``    number in [0, 1] or ``"auto"`` (default 1)                  enhance
+``brightness``  number in [-1, 1] (default 0): the photo is enhanced as if   enhance
+                darkened by gamma 3 + brightness (:mod:`hybridnet.contract`)
 ``tile_size``   ``null`` (worker decides) or an int in [136, 65536]          enhance
 ``target``      id of the request to cancel (same connection)              cancel
 ==============  ==========================================================  =========
@@ -141,7 +143,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 #: Incremented on every incompatible change of this protocol.
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 #: Lazy Pirate: how many times a request is resent after a silent timeout.
 RETRIES: Final = 2
 #: Folder name under the runtime and state directories.
@@ -416,6 +418,7 @@ class EnhanceArgs:
     spec: PixelSpec
     strength: float | Literal["auto"]
     tile_size: int | None
+    brightness: float = 0.0
 
 
 def parse_request(frames: Sequence[bytes | memoryview], limits: Limits) -> Request:
@@ -488,6 +491,13 @@ def parse_enhance(request: Request, limits: Limits) -> EnhanceArgs:
             ):
                 raise _bad(f"strength must be a number in [0, 1] or 'auto', got {raw!r:.40}")
             strength = float(raw)
+        raw = request.fields.get("brightness", 0.0)
+        if (
+            isinstance(raw, bool) or not isinstance(raw, int | float)
+            or not -1.0 <= float(raw) <= 1.0
+        ):
+            raise _bad(f"brightness must be a number from -1 to 1, got {raw!r:.40}")
+        brightness = float(raw)
         tile = request.fields.get("tile_size")
         if tile is not None and (
             isinstance(tile, bool) or not isinstance(tile, int)
@@ -500,7 +510,7 @@ def parse_enhance(request: Request, limits: Limits) -> EnhanceArgs:
     except ProtocolError as exc:
         exc.request_id, exc.op = request.id, str(request.op)
         raise
-    return EnhanceArgs(spec, strength, tile)
+    return EnhanceArgs(spec, strength, tile, brightness)
 
 
 def parse_target(request: Request) -> int:

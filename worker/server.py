@@ -130,6 +130,7 @@ class Job:
     strength: float | Literal["auto"]
     tile_size: int | None
     spec_fields: dict[str, Any]
+    brightness: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Why ``cancel`` was set: ``cancelled``, ``shutting_down`` or ``gone`` (client left).
     reason: str = ErrorCode.CANCELLED.value
@@ -485,7 +486,7 @@ class WorkerServer:
         except InvalidImageError as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), request.id, op) from None
         job = Job(identity, request.id, image, args.strength, args.tile_size,
-                  args.spec.to_fields())
+                  args.spec.to_fields(), brightness=args.brightness)
         self.jobs[job.key] = job
         self.queue.put(job)
         self._send(identity, reply_header(job.id, op, Event.QUEUED,
@@ -630,7 +631,7 @@ class WorkerServer:
         start = time.perf_counter()
         try:
             result = enhancer.enhance(image, job.strength, progress, job.cancel,
-                                      tile_size=job.tile_size)
+                                      tile_size=job.tile_size, brightness=job.brightness)
             seconds = time.perf_counter() - start
             del image  # the input's frame is freed once the network thread drops it too
             header = reply_header(job.id, op, Event.RESULT, **job.spec_fields,
