@@ -21,6 +21,12 @@ Rules a user can rely on
   worker that dies mid-file is restarted and the file retried once; when the worker
   cannot be started at all, the batch stops (every file would fail) and says why.
 
+Brightness
+----------
+``brightness`` (-1..1, default 0) is sent with every photo: each is enhanced as if
+darkened by gamma 3 + brightness (:mod:`hybridnet.contract`), so 1 gives brighter results
+and -1 darker ones; ``strength`` then blends each result with its original as usual.
+
 Naming
 ------
 ``pattern`` names each output without its suffix: ``{name}`` is the input's stem,
@@ -35,7 +41,7 @@ Journal
 finished file; a torn last line (power cut) is ignored::
 
     {"event": "batch", "v": 1, "time": T, "input": "/abs/in", "recursive": false,
-     "strength": 0.8, "format": "same", "pattern": "{name}_enhanced"}
+     "strength": 0.8, "brightness": 0.0, "format": "same", "pattern": "{name}_enhanced"}
     {"event": "start", "src": "sub/a.jpg", "out": "sub/a_enhanced.jpg", "time": T}
     {"event": "done", "src": "sub/a.jpg", "out": "sub/a_enhanced.jpg", "time": T, "seconds": 1.3}
     {"event": "failed", "src": "b.png", "reason": "the file is truncated ...", "time": T}
@@ -99,6 +105,7 @@ class EnhanceClient(Protocol):
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | Callable[[], bool] | None = None,
         tile_size: int | None = None,
+        brightness: float = 0.0,
     ) -> NDArray[Any]: ...
 
     def close(self) -> None: ...
@@ -120,6 +127,8 @@ class BatchOptions:
         pattern: output name without suffix (see the module docstring).
         allow_input_folder: permit ``output_dir`` to be ``input_dir`` or inside it.
         tile_size: maximum tile side sent to the worker (``None``: the worker decides).
+        brightness: -1..1, how dark the network takes each photo to be: 0 as it is, 1
+            brighter results, -1 darker (see the module docstring).
     """
 
     input_dir: Path
@@ -130,6 +139,7 @@ class BatchOptions:
     pattern: str = DEFAULT_PATTERN
     allow_input_folder: bool = False
     tile_size: int | None = None
+    brightness: float = 0.0
 
     def check(self) -> None:
         """Raise :class:`BatchError` for options no file could be processed with."""
@@ -147,6 +157,7 @@ class BatchOptions:
             isinstance(self.strength, int | float) and 0.0 <= float(self.strength) <= 1.0
         ):
             raise BatchError(f"strength must be from 0 to 1 or 'auto', got {self.strength!r}")
+        check_brightness(self.brightness)
         check_pattern(self.pattern)
         if not self.allow_input_folder and inside(self.output_dir, self.input_dir):
             same = self.output_dir.resolve() == self.input_dir.resolve()
@@ -159,8 +170,21 @@ class BatchOptions:
     def journal_header(self) -> dict[str, Any]:
         return {"event": "batch", "v": JOURNAL_VERSION, "time": time.time(),
                 "input": str(self.input_dir.resolve()), "recursive": self.recursive,
-                "strength": self.strength, "format": self.output_format,
+                "strength": self.strength, "brightness": float(self.brightness),
+                "format": self.output_format,
                 "pattern": self.pattern}
+
+
+def check_brightness(brightness: object) -> float:
+    """``brightness`` as a float in [-1, 1], or :class:`BatchError` saying what is allowed
+    (the rule of :func:`hybridnet.contract.check_brightness`)."""
+    from hybridnet.contract import check_brightness as check
+    from hybridnet.errors import InvalidImageError
+
+    try:
+        return check(brightness)
+    except InvalidImageError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -654,7 +678,8 @@ class BatchRunner:
             try:
                 out = self._client.enhance(pixels, self.options.strength, progress=tiles,
                                            cancel=self._cancel,
-                                           tile_size=self.options.tile_size)
+                                           tile_size=self.options.tile_size,
+                                           brightness=float(self.options.brightness))
             except WorkerError as exc:
                 if exc.code not in RETRY_CODES or attempt or self.cancelled:
                     if exc.code in RETRY_CODES:

@@ -24,7 +24,7 @@ from plugin.batch import DEFAULT_PATTERN, FORMATS
 
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``lowlight`` command (see :mod:`lowlight.cli`)."""
-    from lowlight.enhance_cmd import parse_strength
+    from lowlight.enhance_cmd import parse_brightness, parse_strength
     from worker.cli import device_arg
 
     p = subparsers.add_parser(
@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
                    help="include sub-folders (mirrored in OUT_DIR)")
     p.add_argument("--strength", type=parse_strength, default=1.0, metavar="S|auto",
                    help="0..1 or 0%%..100%%, or 'auto' from each photo's exposure (default 1)")
+    p.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
+                   help="-1..1: how dark the model takes each photo to be; 1 gives brighter "
+                        "results, -1 darker ones (default 0; unlike --strength it can lift)")
     p.add_argument("--format", dest="output_format", choices=list(FORMATS), default="same",
                    help="output format (default: same as each input)")
     p.add_argument("--pattern", default=DEFAULT_PATTERN,
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         input_dir=args.input_dir, output_dir=args.output_dir, recursive=args.recursive,
         strength=args.strength, output_format=args.output_format, pattern=args.pattern,
         allow_input_folder=args.allow_input_folder, tile_size=args.tile_size,
+        brightness=args.brightness,
     )
     try:
         the_plan = plan(options)

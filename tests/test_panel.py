@@ -1,6 +1,7 @@
 """The desktop panel with pytest-qt, offscreen, against a real worker running a tiny model.
 
 Open (command line, drop), enhance, slide (a cached re-blend: no new request, timed),
+brightness (a new request once let go, the last value wins, the result keeps its own),
 save and read back (format, depth, EXIF, ICC), never replace silently, cancel, the
 worker's error and stopped states with their remedies and Restart, the Batch tab,
 settings, shortcuts, light and dark palettes, zoom and pan.
@@ -26,13 +27,15 @@ from pytestqt.qtbot import QtBot
 from hybridnet.contract import Blender
 from hybridnet.imageio import ImageMetadata, read_image, write_image
 from lowlight.cli import build_parser
+from plugin.batch import JOURNAL_NAME, iter_journal
 from plugin.panel import tasks
 from plugin.panel.app import create_window
-from plugin.panel.main_window import MainWindow
+from plugin.panel.main_window import BRIGHTNESS_DELAY_MS, MainWindow
 from plugin.panel.preview import PreviewSource
 from plugin.panel.viewer import CompareView
 from plugin.panel.wording import sentence, sentences
 from plugin.panel.worker_link import WorkerLink, WorkerState, describe_device
+from worker.client import WorkerClient
 
 LONG = 90_000  # ms; the first enhancement may wait for the worker to load torch
 
@@ -255,6 +258,99 @@ def test_slider_reblends_a_bounded_preview_of_a_12_megapixel_photo(qtbot: QtBot)
     assert shown.size // 3 <= 1_500_000
 
 
+def _worker_result(worker: list[str], pixels: Any, brightness: float) -> Any:
+    """What the worker answers for ``pixels`` at ``brightness``, asked directly."""
+    client = WorkerClient(start_args=worker)
+    try:
+        return client.enhance(pixels, 1.0, brightness=brightness)
+    finally:
+        client.close()
+
+
+def test_brightness_re_enhances_once_let_go_and_the_result_keeps_its_brightness(
+    make_window: Callable[..., MainWindow], qtbot: QtBot, photos: dict[str, Path],
+    worker: list[str], tmp_path: Path,
+) -> None:
+    w = make_window()
+    _open(qtbot, w, photos["png"])
+    doc = w.doc
+    assert doc is not None and doc.enhanced is not None
+    assert doc.brightness == 0.0 and w.link.requests == 1
+    at_zero = doc.enhanced
+    slider = w.brightness_slider
+    assert slider.accessibleName() == "Brightness" and "brighter" in slider.toolTip()
+    assert w.brightness_value.text() == "0" and not w.brightness_reset.isEnabled()
+
+    def let_go(value: int) -> None:
+        """A drag to ``value`` (setSliderDown is what QSlider's mouse handlers call)."""
+        slider.setSliderDown(True)
+        slider.setValue(value)
+        slider.setSliderDown(False)
+
+    # dragging: the label follows the mouse, the worker is asked once, on release
+    slider.setSliderDown(True)
+    for value in range(0, 101, 10):
+        slider.setValue(value)
+    qtbot.wait(2 * BRIGHTNESS_DELAY_MS)
+    assert w.link.requests == 1 and w.brightness_value.text() == "+100"
+    assert doc.brightness == 0.0 and doc.enhanced is at_zero
+    slider.setSliderDown(False)  # emits sliderReleased
+    assert w.link.requests == 2 and doc.job is not None
+    assert w.progress.format().startswith("Enhancing at +100")
+    assert "shows brightness 0 until the new one is ready" in w.brightness_value.toolTip()
+    qtbot.waitUntil(lambda: doc.job is None, timeout=LONG)
+    assert doc.brightness == 1.0 and "at brightness +100" in w.message_label.text()
+    np.testing.assert_array_equal(doc.enhanced, _worker_result(worker, doc.loaded.pixels, 1.0))
+    assert not np.array_equal(doc.enhanced, at_zero)
+    assert doc.preview.enhanced is doc.enhanced  # the view shows it
+    assert w.brightness_value.toolTip() == "" and w.brightness_reset.isEnabled()
+
+    # keys (and the wheel): one request, a moment after the last change
+    slider.setFocus()
+    for _ in range(4):
+        qtbot.keyClick(slider, Qt.Key.Key_Left)
+    assert slider.value() == 80 and w.link.requests == 2
+    qtbot.waitUntil(lambda: w.link.requests == 3, timeout=10 * BRIGHTNESS_DELAY_MS)
+    qtbot.waitUntil(lambda: doc.job is None, timeout=LONG)
+    assert doc.brightness == 0.8 and w.link.requests == 3
+
+    # a new value while a request runs supersedes it: the last value wins
+    let_go(-100)
+    let_go(50)
+    assert w.link.requests == 5
+    # ... and the slider moves on (held) before the answer: the result keeps +50
+    slider.setSliderDown(True)
+    slider.setValue(-40)
+    qtbot.waitUntil(lambda: doc.job is None, timeout=LONG)
+    at_half = _worker_result(worker, doc.loaded.pixels, 0.5)
+    assert doc.brightness == 0.5 and w.brightness_value.text() == "-40"
+    np.testing.assert_array_equal(doc.enhanced, at_half)
+    assert doc.preview.enhanced is doc.enhanced
+    assert "shows brightness +50" in w.brightness_value.toolTip()
+    assert "at brightness +50" in w.message_label.text()
+
+    # Save writes the result shown, and says which brightness it has
+    assert w.link.requests == 5
+    out = tmp_path / "deep_bright.png"
+    assert w.save_as(out)
+    _saved(qtbot, w, out)
+    np.testing.assert_array_equal(read_image(out).pixels,
+                                  Blender(doc.loaded.pixels, at_half)(w.strength))
+    assert "brightness +50" in w.message_label.text()
+    assert "-40" not in w.message_label.text()
+
+    # Reset while the -40 request runs: back to 0, and to exactly b=0's result
+    slider.setSliderDown(False)
+    assert w.link.requests == 6
+    w.brightness_reset.click()
+    assert slider.value() == 0 and w.link.requests == 7
+    qtbot.waitUntil(lambda: doc.job is None, timeout=LONG)
+    assert doc.brightness == 0.0 and not w.brightness_reset.isEnabled()
+    np.testing.assert_array_equal(doc.enhanced, at_zero)
+    w.brightness_reset.click()  # already 0: nothing to do
+    assert w.link.requests == 7
+
+
 # --------------------------------------------------------------------------- saving
 
 
@@ -452,6 +548,9 @@ def test_batch_tab_runs_a_folder_with_a_broken_file(
     assert not tab.start_button.isEnabled() and "input folder" in tab.plan_label.text()
     tab.output_edit.setText(str(out))
     tab.auto_box.setChecked(True)
+    tab.brightness_spin.setValue(-50)
+    assert tab.brightness_slider.value() == -50 and tab.brightness_spin.text() == "-50"
+    assert tab.options().brightness == -0.5
     tab.format_box.setCurrentIndex(tab.format_box.findData("tiff"))
     tab.replan()
     assert "3 photos" in tab.plan_label.text() and tab.start_button.isEnabled()
@@ -463,6 +562,8 @@ def test_batch_tab_runs_a_folder_with_a_broken_file(
     assert "2 enhanced, 1 failed of 3 files" in tab.summary_label.text()
     assert sorted(p.name for p in out.glob("*.tif")) == ["deep_enhanced.tif",
                                                          "night_enhanced.tif"]
+    header = next(iter_journal(out / JOURNAL_NAME))
+    assert header["brightness"] == -0.5 and header["strength"] == "auto"
     assert tab.current_label.text() == "Done; 1 not enhanced"
     tab.replan()
     assert "2 already done" in tab.plan_label.text()
@@ -479,14 +580,18 @@ def test_settings_are_remembered(
     w = make_window()
     _open(qtbot, w, photos["png"], enhanced=False)
     w.strength_slider.setValue(37)
+    w.brightness_slider.setValue(-25)
     w.split_action.setChecked(False)
     w.set_theme("dark")
     w.resize(760, 560)  # within the offscreen screen (800×600): restoreGeometry clamps
     w.batch.input_edit.setText(str(tmp_path))
     w.batch.recursive_box.setChecked(True)
+    w.batch.brightness_spin.setValue(30)
     w.close()
     again = make_window(settings)
     assert again.strength_slider.value() == 37 and again.viewer.strength == 0.37
+    assert again.brightness_slider.value() == -25 and again.brightness == -0.25
+    assert again.brightness_value.text() == "-25" and again.brightness_reset.isEnabled()
     assert not again.split_action.isChecked() and not again.viewer.split
     assert again.size().width() == 760 and again.size().height() == 560
     assert [a.data() for a in again.theme_group.actions() if a.isChecked()] == ["dark"]
@@ -494,6 +599,8 @@ def test_settings_are_remembered(
     assert str(settings.value("paths/open")) == str(photos["png"].parent)
     assert again.batch.input_edit.text() == str(tmp_path)
     assert again.batch.recursive_box.isChecked()
+    assert again.batch.brightness_spin.text() == "+30"
+    assert again.batch.options().brightness == 0.3
     again.set_theme("light")
 
 

@@ -52,6 +52,13 @@ FORMAT_CHOICES = [("Same as input", "same"), ("JPEG", "jpeg"), ("PNG", "png"),
                   ("TIFF", "tiff"), ("WebP", "webp"), ("BMP", "bmp")]
 
 
+class SignedSpinBox(QSpinBox):
+    """A spin box that shows the sign of positive values: ``+40``, ``0``, ``-25``."""
+
+    def textFromValue(self, v: int) -> str:
+        return f"{v:+d}" if v else "0"
+
+
 class BatchThread(QThread):
     """Runs one :class:`BatchRunner` (its progress and outcome come back as signals)."""
 
@@ -78,7 +85,8 @@ class BatchThread(QThread):
 
 
 class BatchTab(QWidget):
-    """Input/output folders, strength or Auto, format, name pattern; Start/Pause/Cancel.
+    """Input/output folders, strength or Auto, brightness, format, name pattern;
+    Start/Pause/Cancel.
 
     Signals:
         running_changed(bool): a batch started or ended.
@@ -140,6 +148,20 @@ class BatchTab(QWidget):
         self.auto_box.setToolTip("Strength from each photo's exposure: full for dark photos, "
                                  "none for well-exposed ones")
         self.auto_box.toggled.connect(self._auto_toggled)
+        self.brightness_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brightness_slider.setRange(-100, 100)
+        self.brightness_slider.setSingleStep(5)
+        self.brightness_slider.setPageStep(25)
+        self.brightness_slider.setAccessibleName("Batch brightness")
+        self.brightness_spin = SignedSpinBox()
+        self.brightness_spin.setRange(-100, 100)
+        self.brightness_spin.setSingleStep(5)
+        self.brightness_spin.setAccessibleName("Batch brightness value")
+        for w in (self.brightness_slider, self.brightness_spin):
+            w.setToolTip("How dark the network takes each photo to be: above 0 for brighter "
+                         "results, below 0 for darker ones (unlike strength, it can lift)")
+        self.brightness_slider.valueChanged.connect(self.brightness_spin.setValue)
+        self.brightness_spin.valueChanged.connect(self.brightness_slider.setValue)
         self.format_box = QComboBox()
         for label, key in FORMAT_CHOICES:
             self.format_box.addItem(label, key)
@@ -163,6 +185,7 @@ class BatchTab(QWidget):
         form.addRow("Output folder:", row(self.output_edit, out_browse))
         form.addRow("", self.allow_input_box)
         form.addRow("Strength:", row(self.strength_slider, self.strength_spin, self.auto_box))
+        form.addRow("Brightness:", row(self.brightness_slider, self.brightness_spin))
         form.addRow("Format:", self.format_box)
         form.addRow("File names:", row(self.pattern_edit, self.example_label))
 
@@ -237,6 +260,8 @@ class BatchTab(QWidget):
         self.strength_slider.setValue(int(s.value("batch/strength", 100)))
         self.strength_spin.setValue(self.strength_slider.value())
         self.auto_box.setChecked(_bool(s.value("batch/auto", False)))
+        self.brightness_slider.setValue(_int(s.value("batch/brightness", 0), -100, 100))
+        self.brightness_spin.setValue(self.brightness_slider.value())
         index = self.format_box.findData(str(s.value("batch/format", "same")))
         self.format_box.setCurrentIndex(max(0, index))
         self.pattern_edit.setText(str(s.value("batch/pattern", DEFAULT_PATTERN)))
@@ -248,6 +273,7 @@ class BatchTab(QWidget):
         s.setValue("batch/recursive", self.recursive_box.isChecked())
         s.setValue("batch/strength", self.strength_slider.value())
         s.setValue("batch/auto", self.auto_box.isChecked())
+        s.setValue("batch/brightness", self.brightness_slider.value())
         s.setValue("batch/format", self.format_box.currentData())
         s.setValue("batch/pattern", self.pattern_edit.text())
 
@@ -268,6 +294,7 @@ class BatchTab(QWidget):
             output_format=str(self.format_box.currentData()),
             pattern=self.pattern_edit.text().strip(),
             allow_input_folder=self.allow_input_box.isChecked(),
+            brightness=self.brightness_slider.value() / 100,
         )
 
     def _schedule_replan(self) -> None:
@@ -380,7 +407,8 @@ class BatchTab(QWidget):
 
     def _set_running(self, on: bool) -> None:
         for w in (self.input_edit, self.output_edit, self.recursive_box, self.allow_input_box,
-                  self.format_box, self.pattern_edit, self.auto_box):
+                  self.format_box, self.pattern_edit, self.auto_box, self.brightness_slider,
+                  self.brightness_spin):
             w.setEnabled(not on)
         self.strength_slider.setEnabled(not on and not self.auto_box.isChecked())
         self.strength_spin.setEnabled(not on and not self.auto_box.isChecked())
@@ -442,3 +470,11 @@ class BatchTab(QWidget):
 
 def _bool(value: Any) -> bool:
     return value in (True, "true", "1", 1)
+
+
+def _int(value: Any, low: int, high: int, default: int = 0) -> int:
+    """A setting as an int in [low, high] (``default`` when it is not a number)."""
+    try:
+        return min(high, max(low, int(value)))
+    except (TypeError, ValueError):
+        return default

@@ -10,6 +10,13 @@ Photo tab, in the order a photographer meets it:
 * the **strength** slider (0-100 %) and **Auto** (strength from the photo's exposure,
   :func:`hybridnet.contract.auto_strength`) only re-blend the cached result for the
   screen (:mod:`plugin.panel.preview`): no new request, the slider follows the mouse.
+* the **brightness** slider (-100..+100, i.e. ``b`` = -1..1 of
+  :func:`hybridnet.contract.check_brightness`) changes what the network sees, so it
+  needs a new enhancement: one request when the slider is let go (keyboard and wheel
+  changes wait :data:`BRIGHTNESS_DELAY_MS` for the last one), superseding a request still
+  running. The result keeps the brightness it was computed with
+  (:attr:`Document.brightness`): the view, Save and the status bar always tell that one,
+  even while the slider already shows the next. Reset goes back to 0.
 * the **before/after** view (:mod:`plugin.panel.viewer`): split divider or toggle (Y /
   backslash), zoom and pan, Fit (Ctrl+0) and 100 % (Ctrl+1), one view for both.
 * **Save As** (Ctrl+Shift+S) is the default way to save: it proposes ``NAME_enhanced``
@@ -23,8 +30,8 @@ ready on GPU/CPU, busy with progress, or an error with the remedy and a Restart 
 Errors of one action (a file that cannot be read, a failed save) appear in a banner
 above the photo, never in a dialog that blocks the window.
 
-Settings (QSettings): window geometry, last folders, recent files, strength, view mode,
-theme, and the Batch tab's options.
+Settings (QSettings): window geometry, last folders, recent files, strength, brightness,
+view mode, theme, and the Batch tab's options.
 """
 
 from __future__ import annotations
@@ -78,6 +85,8 @@ from plugin.panel.worker_link import WorkerLink, WorkerState, WorkerStatus
 
 APP_NAME: Final = "Enhance Low Light"
 MAX_RECENT: Final = 10
+#: Keyboard and wheel changes of the brightness slider are sent this long after the last.
+BRIGHTNESS_DELAY_MS: Final = 300
 _SAVE_FILTERS: Final = {
     ".jpg": "JPEG (*.jpg *.jpeg)",
     ".png": "PNG (*.png)",
@@ -96,17 +105,28 @@ class Document:
         loaded: its pixels and metadata (full resolution, never modified).
         preview: the screen layers (:class:`PreviewSource`).
         enhanced: the worker's result at full strength, or ``None``.
+        brightness: the brightness ``enhanced`` was computed with (-1..1).
         job: the worker job in flight for this photo.
+        job_brightness: the brightness asked for by ``job``.
         saved_to: the file the last Save As chose (Save writes there again).
+        seconds: how long the worker took for ``enhanced``.
     """
 
     path: Path
     loaded: LoadedImage
     preview: PreviewSource
     enhanced: NDArray[Any] | None = None
+    brightness: float = 0.0
     job: int | None = None
+    job_brightness: float = 0.0
     saved_to: Path | None = None
     seconds: float | None = None
+
+
+def brightness_text(brightness: float) -> str:
+    """The brightness as the slider shows it: ``+40``, ``0``, ``-25`` (``b`` × 100)."""
+    value = round(brightness * 100)
+    return f"{value:+d}" if value else "0"
 
 
 class StatusDot(QWidget):
@@ -295,24 +315,63 @@ class MainWindow(QMainWindow):
         self.auto_button.setToolTip("Strength from the photo's exposure: full for dark "
                                     "photos, none for well-exposed ones (Ctrl+Shift+A)")
         self.auto_button.clicked.connect(self.auto_strength)
+        self.brightness_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brightness_slider.setRange(-100, 100)
+        self.brightness_slider.setSingleStep(5)
+        self.brightness_slider.setPageStep(25)
+        self.brightness_slider.setMinimumWidth(100)
+        self.brightness_slider.setAccessibleName("Brightness")
+        self.brightness_slider.setToolTip(
+            "How dark the network takes the photo to be: right for a brighter result, left "
+            "for a darker one. Unlike strength it runs the network again, once you let go")
+        self.brightness_slider.valueChanged.connect(self._on_brightness)
+        self.brightness_slider.sliderReleased.connect(self._apply_brightness)
+        self.brightness_value = QLabel("0")
+        self.brightness_value.setMinimumWidth(
+            self.brightness_value.fontMetrics().horizontalAdvance("+100") + 6)
+        self.brightness_reset = QToolButton()
+        self.brightness_reset.setText("Reset")  # shown when the style has no icon
+        style = self.style()
+        if style is not None:
+            self.brightness_reset.setIcon(
+                style.standardIcon(QStyle.StandardPixmap.SP_DialogResetButton))
+        self.brightness_reset.setAutoRaise(True)
+        self.brightness_reset.setAccessibleName("Reset brightness")
+        self.brightness_reset.setToolTip("Brightness back to 0: the photo as the network "
+                                         "sees it")
+        self.brightness_reset.clicked.connect(self.reset_brightness)
+        self._brightness_timer = QTimer(self)
+        self._brightness_timer.setSingleShot(True)
+        self._brightness_timer.setInterval(BRIGHTNESS_DELAY_MS)
+        self._brightness_timer.timeout.connect(self._apply_brightness)
         self.zoom_label = QLabel("")
         self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance(
             "3200 %") + 6)
-        controls = QHBoxLayout()
-        controls.setContentsMargins(8, 4, 8, 6)
-        controls.addWidget(self.info_label, 1)
-        controls.addWidget(QLabel("Strength"))
-        controls.addWidget(self.strength_slider, 1)
-        controls.addWidget(self.strength_value)
-        controls.addWidget(self.auto_button)
-        controls.addSpacing(12)
+        # two rows under the photo: what it is and how it is viewed, then the adjustments
+        view_row = QHBoxLayout()
+        view_row.addWidget(self.info_label, 1)
         self.split_button = QToolButton()
         self.original_button = QToolButton()
         self.fit_button = QToolButton()
         self.actual_button = QToolButton()
         for b in (self.split_button, self.original_button, self.fit_button, self.actual_button):
-            controls.addWidget(b)
-        controls.addWidget(self.zoom_label)
+            view_row.addWidget(b)
+        view_row.addWidget(self.zoom_label)
+        adjust_row = QHBoxLayout()
+        adjust_row.addWidget(QLabel("Strength"))
+        adjust_row.addWidget(self.strength_slider, 1)
+        adjust_row.addWidget(self.strength_value)
+        adjust_row.addWidget(self.auto_button)
+        adjust_row.addSpacing(12)
+        adjust_row.addWidget(QLabel("Brightness"))
+        adjust_row.addWidget(self.brightness_slider, 1)
+        adjust_row.addWidget(self.brightness_value)
+        adjust_row.addWidget(self.brightness_reset)
+        controls = QVBoxLayout()
+        controls.setContentsMargins(8, 4, 8, 6)
+        controls.setSpacing(2)
+        controls.addLayout(view_row)
+        controls.addLayout(adjust_row)
         lay = QVBoxLayout(self.photo_page)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
@@ -481,6 +540,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self.strength_slider.setValue(int(s.value("strength", 100)))
         self._on_strength(self.strength_slider.value())
+        self.brightness_slider.setValue(_int(s.value("brightness", 0), -100, 100))
+        self._brightness_timer.stop()  # nothing open yet: the next photo gets this value
+        self._show_brightness()
         self.split_action.setChecked(_bool(s.value("view/split", True)))
         self.viewer.set_split(self.split_action.isChecked())
         self.enhance_on_open_action.setChecked(_bool(s.value("enhance_on_open", True)))
@@ -493,6 +555,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("strength", self.strength_slider.value())
+        s.setValue("brightness", self.brightness_slider.value())
         s.setValue("view/split", self.split_action.isChecked())
         s.setValue("enhance_on_open", self.enhance_on_open_action.isChecked())
         self.batch.save_settings()
@@ -611,26 +674,33 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ enhancing
 
     def enhance(self) -> None:
-        """Send the photo to the worker (at full strength; the slider blends locally)."""
+        """Send the photo to the worker at the slider's brightness (and full strength: the
+        strength slider blends locally); a request still running is superseded."""
         doc = self.doc
         if doc is None:
             return
-        doc.job = self.link.enhance(doc.loaded.pixels)
+        self._brightness_timer.stop()
+        brightness = self.brightness
+        doc.job = self.link.enhance(doc.loaded.pixels, brightness)
+        doc.job_brightness = brightness
         self.progress.setRange(0, 0)  # busy until the first tile report
-        self.progress.setFormat("Enhancing…")
+        self.progress.setFormat(_enhancing(brightness))
         self.progress.show()
         self.cancel_button.show()
+        self._show_brightness()
         self._update_actions()
 
     def cancel(self) -> None:
         """Stop the photo's enhancement (a batch has its own Cancel button)."""
+        self._brightness_timer.stop()
         if self.doc is not None and self.doc.job is not None:
             self.link.cancel()
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
-        self.progress.setFormat("Enhancing… %p %")
+        job_brightness = self.doc.job_brightness if self.doc is not None else 0.0
+        self.progress.setFormat(_enhancing(job_brightness, " %p %"))
 
     def _on_result(self, job: int, result: NDArray[Any], seconds: float) -> None:
         doc = self.doc
@@ -638,6 +708,7 @@ class MainWindow(QMainWindow):
             return
         doc.job = None
         doc.enhanced = result
+        doc.brightness = doc.job_brightness
         doc.seconds = seconds
         doc.preview.set_enhanced(result)
         self.viewer.refresh()
@@ -645,21 +716,25 @@ class MainWindow(QMainWindow):
         notes = self.link.notices
         if notes:
             self.banner.show_message(" ".join(notes), "info")
-        self._status_message(f"Enhanced in {seconds:.1f} s", 5000)
+        at = f" at brightness {brightness_text(doc.brightness)}" if doc.brightness else ""
+        self._status_message(f"Enhanced{at} in {seconds:.1f} s", 5000)
+        self._show_brightness()
         self._update_actions()
 
     def _on_job_failed(self, job: int, code: str, message: str) -> None:
         if self.doc is not None and self.doc.job == job:
             self.doc.job = None
             self._end_progress()
-            self.banner.show_message(f"Not enhanced: {message}")
+            self.banner.show_message(f"Not enhanced: {message}{self._still_showing()}")
+            self._show_brightness()
             self._update_actions()
 
     def _on_job_cancelled(self, job: int) -> None:
         if self.doc is not None and self.doc.job == job:
             self.doc.job = None
             self._end_progress()
-            self._status_message("Enhancement cancelled", 4000)
+            self._status_message(f"Enhancement cancelled{self._still_showing()}", 4000)
+            self._show_brightness()
             self._update_actions()
 
     def _status_message(self, text: str, ms: int = 0) -> None:
@@ -685,6 +760,59 @@ class MainWindow(QMainWindow):
     def _on_strength(self, value: int) -> None:
         self.strength_value.setText(f"{value} %")
         self.viewer.set_strength(value / 100)
+
+    @property
+    def brightness(self) -> float:
+        """The slider's brightness, -1..1 (what the next enhancement asks for)."""
+        return self.brightness_slider.value() / 100
+
+    def _on_brightness(self, value: int) -> None:
+        """A new slider value: sent when let go; keyboard and wheel after a short pause."""
+        self._show_brightness()
+        if self.brightness_slider.isSliderDown():
+            self._brightness_timer.stop()  # sliderReleased sends it
+        else:
+            self._brightness_timer.start()
+
+    def _apply_brightness(self) -> None:
+        """Enhance the photo again when the slider asks for another brightness than the
+        result's (or than the request running)."""
+        self._brightness_timer.stop()
+        doc = self.doc
+        if doc is None:
+            return  # the next photo is enhanced at this brightness
+        wanted = self.brightness
+        if doc.job is not None:
+            if doc.job_brightness == wanted:
+                return
+        elif doc.enhanced is None or doc.brightness == wanted:
+            return  # never enhanced (Enhance does it), or already this brightness
+        self.enhance()
+
+    def reset_brightness(self) -> None:
+        """Brightness back to 0 (re-enhances the photo when its result is another)."""
+        self.brightness_slider.setValue(0)
+        self._apply_brightness()
+
+    def _show_brightness(self) -> None:
+        """The slider's value, and in the tooltip which brightness the result shown has."""
+        value = self.brightness_slider.value()
+        self.brightness_value.setText(brightness_text(value / 100))
+        self.brightness_reset.setEnabled(value != 0)
+        doc = self.doc
+        tip = ""
+        if doc is not None and doc.enhanced is not None and doc.brightness != value / 100:
+            tip = f"The photo shows brightness {brightness_text(doc.brightness)}"
+            tip += " until the new one is ready" if doc.job is not None else (
+                f"; Enhance (Ctrl+E) applies {brightness_text(value / 100)}")
+        self.brightness_value.setToolTip(tip)
+
+    def _still_showing(self) -> str:
+        """``"; showing brightness +20"`` when the result shown is not the slider's."""
+        doc = self.doc
+        if doc is None or doc.enhanced is None or doc.brightness == self.brightness:
+            return ""
+        return f"; showing brightness {brightness_text(doc.brightness)}"
 
     def auto_strength(self) -> float | None:
         """Set the slider from the photo's exposure (no new enhancement)."""
@@ -778,6 +906,7 @@ class MainWindow(QMainWindow):
         assert doc is not None and doc.enhanced is not None
         strength = self.strength
         original, enhanced, metadata = doc.loaded.pixels, doc.enhanced, doc.loaded.metadata
+        brightness = doc.brightness  # the result's, whatever the slider shows by now
         self._saving = True
         self._update_actions()
         self._status_message(f"Saving {path.name}…")
@@ -791,7 +920,9 @@ class MainWindow(QMainWindow):
             doc.saved_to = written
             self.last_saved = written
             self.settings.setValue("paths/save", str(written.parent))
-            self._status_message(f"Saved {written.name} ({round(strength * 100)} %)", 5000)
+            at = f", brightness {brightness_text(brightness)}" if brightness else ""
+            self._status_message(f"Saved {written.name} ({round(strength * 100)} %{at})",
+                                 5000)
             self._update_actions()
 
         def failed(exc: BaseException) -> None:
@@ -851,6 +982,7 @@ class MainWindow(QMainWindow):
             if event is not None:
                 event.ignore()
             return
+        self._brightness_timer.stop()
         if self.batch.running:
             self.batch.shutdown()  # cancels; the journal lets the next run resume
         self.save_settings()
@@ -878,6 +1010,20 @@ def _message(exc: BaseException, path: Path) -> str:
 
 def _bool(value: Any) -> bool:
     return value in (True, "true", "1", 1)
+
+
+def _int(value: Any, low: int, high: int, default: int = 0) -> int:
+    """A setting as an int in [low, high] (``default`` when it is not a number)."""
+    try:
+        return min(high, max(low, int(value)))
+    except (TypeError, ValueError):
+        return default
+
+
+def _enhancing(brightness: float, tail: str = "") -> str:
+    """The progress bar's text: ``Enhancing…`` or ``Enhancing at +40…``."""
+    at = f" at {brightness_text(brightness)}" if brightness else ""
+    return f"Enhancing{at}…{tail}"
 
 
 def app_icon() -> QIcon:

@@ -131,8 +131,9 @@ class _Backend(QObject):
         except Exception as exc:  # a bug must not leave the panel "starting" forever
             self.failed.emit(0, "start_failed", f"the worker could not be reached ({exc})")
 
-    @pyqtSlot(int, object, object)
-    def enhance(self, job: int, pixels: NDArray[Any], cancel: threading.Event) -> None:
+    @pyqtSlot(int, object, object, float)
+    def enhance(self, job: int, pixels: NDArray[Any], cancel: threading.Event,
+                brightness: float) -> None:
         from worker.client import Cancelled, WorkerError
 
         t0 = time.monotonic()
@@ -140,7 +141,7 @@ class _Backend(QObject):
             if cancel.is_set():
                 raise Cancelled()
             out = self._client().enhance(
-                pixels, 1.0, cancel=cancel,
+                pixels, 1.0, cancel=cancel, brightness=brightness,
                 progress=lambda done, total: self.progress.emit(job, done, total))
         except Cancelled:
             self.cancelled.emit(job)
@@ -203,7 +204,7 @@ class WorkerLink(QObject):
     job_cancelled = pyqtSignal(int)
 
     _do_connect = pyqtSignal()
-    _do_enhance = pyqtSignal(int, object, object)
+    _do_enhance = pyqtSignal(int, object, object, float)
     _do_restart = pyqtSignal(bool)
     _do_close = pyqtSignal()
 
@@ -219,7 +220,8 @@ class WorkerLink(QObject):
         self.info: dict[str, Any] = {}
         #: Notices of the last result (a GPU-memory fallback...), for the user.
         self.notices: list[str] = []
-        #: Enhancement requests sent to the worker (a slider move must not add one).
+        #: Enhancement requests sent to the worker (a strength slider move must not add
+        #: one; a brightness change adds one once the slider is let go).
         self.requests = 0
         self._status = WorkerStatus(WorkerState.STOPPED, "Not connected")
         self._job = 0
@@ -283,9 +285,12 @@ class WorkerLink(QObject):
                                "Loading the model; this takes a few seconds"))
         self._do_restart.emit(stuck)
 
-    def enhance(self, pixels: NDArray[Any]) -> int:
-        """Send ``pixels`` to be enhanced at full strength (the slider blends on this side);
-        returns the job id. A job already running is cancelled first."""
+    def enhance(self, pixels: NDArray[Any], brightness: float = 0.0) -> int:
+        """Send ``pixels`` to be enhanced at full strength (the slider blends on this side)
+        and ``brightness`` (-1..1, see :func:`hybridnet.contract.check_brightness`: it
+        changes what the network sees, so each value is a request of its own); returns the
+        job id. A job already running is cancelled first: only the last job's answer is
+        delivered."""
         if self._running is not None:
             self.cancel()
         self._job += 1
@@ -295,7 +300,8 @@ class WorkerLink(QObject):
         starting = self._status.state is not WorkerState.READY
         self._set(WorkerStatus(WorkerState.BUSY, "Starting the worker and enhancing…"
                                if starting else "Enhancing…", device=self._status.device))
-        self._do_enhance.emit(self._job, np.ascontiguousarray(pixels), self._cancel)
+        self._do_enhance.emit(self._job, np.ascontiguousarray(pixels), self._cancel,
+                              float(brightness))
         return self._job
 
     def cancel(self) -> None:
