@@ -10,10 +10,12 @@ bytes whose count the line gives in ``nbytes``):
 
 plug-in → bridge (stdin)
     ``{"op": "enhance", "protocol": 1, "width": W, "height": H, "channels": C,
-    "strength": S | "auto", "crop": [x, y, w, h], "start_args": [...],
+    "strength": S | "auto", "brightness": B, "crop": [x, y, w, h], "start_args": [...],
     "nbytes": W*H*C*4}`` followed by the
     pixels: float32, native byte order, row-major H×W×C (C = 1..4 as in
-    :mod:`hybridnet.contract`, sRGB-encoded, alpha straight). ``crop`` is the part of the
+    :mod:`hybridnet.contract`, sRGB-encoded, alpha straight). ``brightness`` is a number
+    in [-1, 1] (0 when absent, as older plug-ins send it; see
+    :func:`hybridnet.contract.check_brightness`). ``crop`` is the part of the
     result to send back (the plug-in sends some context around the selection);
     ``start_args`` are the worker's arguments should none run (``--weights``, ``--device``;
     see :class:`worker.client.WorkerClient`).
@@ -121,6 +123,14 @@ def _strength(value: Any) -> float | str:
     return float(value)
 
 
+def _brightness(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not -1 <= value <= 1:  # NaN fails the comparison too
+        raise BridgeError("bad_request", "brightness must be a number from -1 (darker) to 1 "
+                          f"(brighter), 0 to leave it as the model sees it; got {value!r}")
+    return float(value)
+
+
 class _Requests:
     """Reads stdin on a thread so that a cancel (or stdin closing) is seen mid-request."""
 
@@ -213,6 +223,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], client_factory: ClientFactory | N
                     raise BridgeError("bad_request", f"unknown op {header.get('op')!r}")
                 image, (x, y, cw, ch) = _pixels(header, payload)
                 strength = _strength(header.get("strength", 1.0))
+                brightness = _brightness(header.get("brightness", 0.0))
                 if client is None:
                     client = (client_factory or _default_client)(
                         _start_args(header.get("start_args")))
@@ -221,7 +232,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], client_factory: ClientFactory | N
                     send({"event": "progress", "done": int(done), "total": int(total)})
 
                 result = client.enhance(image, strength, progress=progress,
-                                        cancel=requests.is_cancelled)
+                                        cancel=requests.is_cancelled, brightness=brightness)
                 import numpy as np
 
                 out = np.ascontiguousarray(result[y:y + ch, x:x + cw], dtype=np.float32)

@@ -1,7 +1,8 @@
 """The GIMP 3 plug-in in real GIMP (headless, in a Debian chroot), and its bridge protocol.
 
-``TestBridgeProtocol`` runs everywhere (no GIMP, a stand-in client). The GIMP tests need
-the chroot built by ``scripts/gimp-chroot`` (CI builds it; locally point
+``TestBridgeProtocol`` runs everywhere (no GIMP, a stand-in client), and so does
+``TestBridgeWithWorker`` (the bridge's own client and a worker with a tiny model). The GIMP
+tests need the chroot built by ``scripts/gimp-chroot`` (CI builds it; locally point
 ``LOWLIGHT_GIMP_CHROOT`` at one) and root; without them they are skipped with the reason.
 
 One module-wide setup: ``lowlight install`` (the project's venv Python, bind-mounted into
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _tiny_worker as tw
 import numpy as np
 import pytest
 
@@ -56,11 +58,13 @@ class _StandIn:
         self.block = block
         self.error = error
         self.closed = False
+        self.brightness: list[Any] = []  # as each request passed it on
 
     def enhance(self, image: np.ndarray, strength: Any, *, progress: Any = None,
-                cancel: Any = None) -> np.ndarray:
+                cancel: Any = None, brightness: float = 0.0) -> np.ndarray:
         from worker.client import Cancelled
 
+        self.brightness.append(brightness)
         if self.error is not None:
             raise self.error
         if self.block is not None:
@@ -151,6 +155,7 @@ class TestBridgeProtocol:
         ({"channels": 5}, "bad_request"),
         ({"crop": [0, 0, 9, 9]}, "bad_request"),
         ({"strength": 3}, "bad_request"),
+        ({"brightness": 2}, "bad_request"),
         ({"start_args": "--weights x"}, "bad_request"),
     ])
     def test_bad_requests_get_an_error(self, extra: dict[str, Any], code: str) -> None:
@@ -159,6 +164,42 @@ class TestBridgeProtocol:
               lambda args: _StandIn(args))
         (reply,) = _replies(stdout.getvalue())
         assert reply[0]["event"] == "error" and reply[0]["code"] == code
+
+    def test_brightness_is_passed_on_and_defaults_to_zero(self) -> None:
+        """0 when the header has none (what plug-ins from before brightness send)."""
+        made: list[_StandIn] = []
+
+        def factory(args: list[str]) -> _StandIn:
+            made.append(_StandIn(args))
+            return made[-1]
+
+        image = np.zeros((2, 3, 3), np.float32)
+        stdout = io.BytesIO()
+        requests = [_request(image), _request(image, brightness=1), _request(image,
+                                                                              brightness=-0.25)]
+        assert serve(io.BytesIO(b"".join(requests)), stdout, factory) == 0
+        assert [h["event"] for h, _ in _replies(stdout.getvalue())].count("result") == 3
+        assert made[0].brightness == [0.0, 1.0, -0.25]
+        assert all(type(b) is float for b in made[0].brightness)
+
+    @pytest.mark.parametrize("bad", [1.5, -2, float("nan"), "brighter", True, None, [0.5]])
+    def test_bad_brightness_is_refused_with_the_range(self, bad: Any) -> None:
+        made: list[_StandIn] = []
+
+        def factory(args: list[str]) -> _StandIn:
+            made.append(_StandIn(args))
+            return made[-1]
+
+        stdout = io.BytesIO()
+        status = serve(io.BytesIO(_request(np.zeros((2, 2, 3), np.float32), brightness=bad)),
+                       stdout, factory)
+        (reply,) = _replies(stdout.getvalue())
+        assert status == 1
+        assert reply[0]["event"] == "error" and reply[0]["code"] == "bad_request"
+        message = reply[0]["message"]
+        assert "brightness must be a number from -1 (darker) to 1 (brighter)" in message
+        assert message.endswith(f"got {bad!r}")
+        assert not made, "a bad request must not start a worker"
 
     def test_closing_stdin_cancels_the_request(self) -> None:
         """GIMP's cancel ends the plug-in; its pipe closes and the worker job is cancelled."""
@@ -194,6 +235,46 @@ class TestBridgeProtocol:
             "assert 'worker.client' in sys.modules and 'torch' not in sys.modules\n"
         )
         subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+class TestBridgeWithWorker:
+    """``python -m plugin.gimp_bridge`` (what the plug-in starts), with its own client and a
+    real worker running the tiny model."""
+
+    def test_brightness_reaches_the_worker(self, tmp_path: Path) -> None:
+        weights = tw.write_tiny_weights(tmp_path / "tiny.safetensors")
+        image = tw.dark_image(40, 56, np.float32)
+        args = tw.start_args(weights)
+        results = []
+        with tw.private_runtime(tmp_path):
+            # One request at a time, as the plug-in does: the end of stdin cancels.
+            with subprocess.Popen([sys.executable, "-m", "plugin.gimp_bridge"], cwd=REPO,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE) as bridge:
+                assert bridge.stdin is not None and bridge.stdout is not None
+                for extra in ({}, {"brightness": 0}, {"brightness": 1.0},
+                              {"brightness": -1.0}):
+                    bridge.stdin.write(_request(image, strength=1.0, start_args=args, **extra))
+                    bridge.stdin.flush()
+                    while (reply := read_message(bridge.stdout)) is not None \
+                            and reply[0]["event"] == "progress":
+                        pass
+                    assert reply is not None and reply[0]["event"] == "result", reply
+                    results.append(np.frombuffer(reply[1], np.float32).reshape(image.shape))
+                bridge.stdin.write(b'{"op": "bye"}\n')
+                bridge.stdin.close()
+                assert bridge.wait(60) == 0
+            from worker.client import WorkerClient
+
+            with WorkerClient(autostart=False) as client:  # the worker the bridge started
+                direct = client.enhance(image, 1.0, brightness=1.0)
+        absent, zero, up, down = results
+        np.testing.assert_array_equal(absent, zero)  # none given: 0, as older plug-ins send
+        np.testing.assert_array_equal(up, direct)  # the worker's own result for brightness 1
+        # The seeded tiny model is random: brightness changes its input, hence its output,
+        # but not reliably toward brighter (that trend is checked with an identity network
+        # in tests/test_enhancer.py); a change well above float noise is the check here.
+        assert np.abs(up - zero).max() > 1e-3 and np.abs(down - zero).max() > 1e-3
+        assert np.abs(up - down).max() > 1e-3
 
 
 class TestRunGroup:
@@ -283,6 +364,7 @@ CASES: list[dict[str, Any]] = [
      "selection": {"rect": [24, 20, 50, 40], "feather": 10.0}},
     {"name": "offset_layer", "kind": "rgba8", "strength": 100.0, "size": (96, 80),
      "layer": (30, 20, 50, 40), "selection": {"rect": [44, 34, 50, 40], "feather": 8.0}},
+    {"name": "brightness", "kind": "rgb16", "strength": 100.0, "brightness": 1.0},
     {"name": "last_values", "kind": "rgb8", "run_mode": "WITH_LAST_VALS"},
 ]
 ONE_CASE: dict[str, Any] = {"name": "rgb8", "kind": "rgb8", "strength": 100.0}
@@ -348,11 +430,13 @@ class GimpSetup:
                               env=env, capture_output=True, text=True, timeout=180, cwd=REPO,
                               check=False)
 
-    def expected(self, image: np.ndarray, strength: float | str) -> np.ndarray:
+    def expected(self, image: np.ndarray, strength: float | str,
+                 brightness: float = 0.0) -> np.ndarray:
         from worker.client import WorkerClient
 
         with WorkerClient(autostart=False, runtime_dir=self.run_dir / "enhance-low-light") as c:
-            return c.enhance(np.ascontiguousarray(image, np.float32), strength)
+            return c.enhance(np.ascontiguousarray(image, np.float32), strength,
+                             brightness=brightness)
 
     def private_dir(self, name: str) -> Path:
         path = self.work / name
@@ -470,7 +554,8 @@ def _case(batch: tuple[GimpSetup, dict[str, Any]], name: str) -> dict[str, Any]:
     return got
 
 
-def _expected(setup: GimpSetup, case: dict[str, Any], strength: float | str) -> np.ndarray:
+def _expected(setup: GimpSetup, case: dict[str, Any], strength: float | str,
+              brightness: float = 0.0) -> np.ndarray:
     """The worker's result for the case, computed the way the plug-in asks for it."""
     src = _to_model_float(case["before"], case["spec"]["kind"])
     x, y, w, h = case["intersect"]
@@ -478,7 +563,7 @@ def _expected(setup: GimpSetup, case: dict[str, Any], strength: float | str) -> 
     x0, y0 = max(0, x - CONTEXT), max(0, y - CONTEXT)
     x1, y1 = min(lw, x + w + CONTEXT), min(lh, y + h + CONTEXT)
     full = np.array(src, copy=True)  # outside the selection's box: the original
-    out = setup.expected(src[y0:y1, x0:x1], strength)
+    out = setup.expected(src[y0:y1, x0:x1], strength, brightness)
     full[y:y + h, x:x + w] = out[y - y0:y - y0 + h, x - x0:x - x0 + w]
     return full
 
@@ -552,6 +637,22 @@ class TestFilterInGimp:
         case = _case(batch, "auto")
         want = _quantize(_expected(setup, case, "auto"), "uint8")
         assert np.abs(case["after"].astype(np.int64) - want).max() <= 1
+
+    def test_brightness_reaches_the_network(
+        self, batch: tuple[GimpSetup, dict[str, Any]], request: Any
+    ) -> None:
+        """The PDB argument ``brightness`` = 1 gives the worker's result for brightness 1
+        (16-bit, so a 1-level match tells it apart from brightness 0's result)."""
+        setup = batch[0]
+        case = _case(batch, "brightness")
+        after = case["after"].astype(np.int64)
+        want = _quantize(_expected(setup, case, 1.0, case["spec"]["brightness"]), "uint16")
+        plain = _quantize(_expected(setup, case, 1.0), "uint16")
+        assert np.abs(want - plain).max() > 20, "brightness 1 makes no difference here"
+        assert np.abs(after - want).max() <= 1
+        mode = request.node.callspec.params["batch"]
+        log = (setup.work / f"cases-{mode}-{mode}.log").read_text()
+        assert "strength=1.0 brightness=1.0" in log
 
     def test_last_values_run_works(self, batch: tuple[GimpSetup, dict[str, Any]]) -> None:
         case = _case(batch, "last_values")

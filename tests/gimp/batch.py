@@ -60,6 +60,8 @@ def _run_case(case, pdb):
         config.set_property("strength", float(case["strength"]))
     if "auto" in case:
         config.set_property("auto", bool(case["auto"]))
+    if "brightness" in case:
+        config.set_property("brightness", float(case["brightness"]))
     result = proc.run(config)
     status = result.index(0)
     message = result.index(1) if result.length() > 1 else None

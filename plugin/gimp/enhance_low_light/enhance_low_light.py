@@ -150,14 +150,16 @@ class DirectEngine:
         self.settings = settings
         self.client = None
 
-    def enhance(self, data, width, height, channels, strength, crop, progress):
+    def enhance(self, data, width, height, channels, strength, crop, progress,
+                brightness=0.0):
         np = self.np
         image = np.frombuffer(data, dtype=np.float32).reshape(height, width, channels)
         try:
             if self.client is None:
                 self.client = self.wc.WorkerClient(
                     autostart=True, start_args=worker_args(self.settings))
-            result = self.client.enhance(image, strength, progress=progress)
+            result = self.client.enhance(image, strength, progress=progress,
+                                         brightness=brightness)
         except self.wc.WorkerError as exc:
             raise Failure(worker_message(exc), getattr(exc, "code", "error")) from None
         x, y, w, h = crop
@@ -235,13 +237,14 @@ class BridgeEngine:
             .format(f" ({detail})" if detail else "", self.settings["python"]),
             "worker_died")
 
-    def enhance(self, data, width, height, channels, strength, crop, progress):
+    def enhance(self, data, width, height, channels, strength, crop, progress,
+                brightness=0.0):
         if self.proc is None:
             self._start()
         header = {"op": "enhance", "protocol": BRIDGE_PROTOCOL, "width": width,
                   "height": height, "channels": channels, "strength": strength,
-                  "crop": list(crop), "start_args": worker_args(self.settings),
-                  "nbytes": len(data)}
+                  "brightness": brightness, "crop": list(crop),
+                  "start_args": worker_args(self.settings), "nbytes": len(data)}
         try:
             self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
             self.proc.stdin.write(data)
@@ -355,8 +358,12 @@ class Job:
         self.drawable.update(x, y, w, h)
 
 
-def enhance_drawables(image, drawables, strength, engine, interactive):
-    """Compute every result first, then write them all as one undo step."""
+def enhance_drawables(image, drawables, strength, engine, interactive, brightness=0.0):
+    """Compute every result first, then write them all as one undo step.
+
+    ``strength``: 0..1 or "auto"; ``brightness``: -1..1 (how dark the network takes the
+    photo to be; see ``hybridnet.contract``).
+    """
     jobs = []
     for drawable in drawables:
         if Gimp.Item.is_group(drawable):
@@ -383,7 +390,7 @@ def enhance_drawables(image, drawables, strength, engine, interactive):
             data = job.read()
             pw, ph = job.padded[2], job.padded[3]
             job.result = engine.enhance(data, pw, ph, job.channels, strength, job.crop,
-                                        progress)
+                                        progress, brightness)
             expected = job.rect[2] * job.rect[3] * job.channels * 4
             if len(job.result) != expected:
                 raise Failure("The enhancer sent a result of the wrong size; run "
@@ -483,7 +490,8 @@ def run(procedure, run_mode, image, drawables, config, data):
         GimpUi.init(PROC_NAME)
         dialog = GimpUi.ProcedureDialog.new(procedure, config, _("Enhance Low Light"))
         dialog.get_spin_scale("strength", 1.0)  # a slider rather than a bare number
-        dialog.fill(["strength", "auto"])
+        dialog.get_spin_scale("brightness", 1.0)
+        dialog.fill(["strength", "auto", "brightness"])
         dialog.set_sensitive("strength", True, config, "auto", True)
         _panel_button(dialog, image)
         ok = dialog.run()
@@ -492,11 +500,14 @@ def run(procedure, run_mode, image, drawables, config, data):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     strength = "auto" if config.get_property("auto") else \
         max(0.0, min(1.0, config.get_property("strength") / 100.0))
+    brightness = max(-1.0, min(1.0, config.get_property("brightness")))
     try:
         settings = load_settings()
         engine = make_engine(settings)
         _log("mode={} numpy_loaded={}".format(engine.mode, "numpy" in sys.modules))
-        count = enhance_drawables(image, drawables, strength, engine, interactive)
+        _log(f"strength={strength} brightness={brightness}")
+        count = enhance_drawables(image, drawables, strength, engine, interactive,
+                                  brightness)
     except Failure as exc:
         _log(f"error code={exc.code} message={exc}")
         Gimp.progress_end()
@@ -532,7 +543,9 @@ class EnhanceLowLight(Gimp.PlugIn):
             _("Enhances the selected layers (inside the selection, if any) with the deep "
               "hybrid network of Ren et al. (2019): brightens, denoises and keeps edges. "
               "'strength' (0-100 %) blends with the original; 'auto' picks it from the "
-              "exposure. Runs in the Enhance Low Light worker, started when needed."),
+              "exposure. 'brightness' (-1 to 1) makes the result brighter (+) or darker "
+              "(-) by changing what the network sees. Runs in the Enhance Low Light "
+              "worker, started when needed."),
             name)
         procedure.set_attribution("Enhance Low Light contributors",
                                   "Enhance Low Light contributors", "2025")
@@ -542,6 +555,12 @@ class EnhanceLowLight(Gimp.PlugIn):
         procedure.add_boolean_argument("auto", _("_Auto strength"),
                                        _("Choose the strength from the photo's exposure"),
                                        False, GObject.ParamFlags.READWRITE)
+        procedure.add_double_argument(
+            "brightness", _("_Brightness"),
+            _("How bright the result is: +1 brighter, -1 darker, 0 as the model sees the "
+              "photo. Unlike strength, which only blends toward the original, this changes "
+              "what the network is given, so the network runs anew"),
+            -1.0, 1.0, 0.0, GObject.ParamFlags.READWRITE)
         return procedure
 
 
