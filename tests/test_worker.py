@@ -37,6 +37,7 @@ from worker.protocol import (
     ENDPOINT_FILE,
     LOCK_FILE,
     LOG_FILE,
+    PROTOCOL_VERSION,
     SOCKET_FILE,
     EndpointInfo,
     InstanceLock,
@@ -580,6 +581,7 @@ _FIELDS = {
     "layout": st.one_of(st.sampled_from(["gray", "gray+alpha", "rgb", "rgba", "cmyk"]),
                         _SCALARS),
     "strength": st.one_of(st.floats(-1, 2), st.just("auto"), _SCALARS),
+    "brightness": st.one_of(st.floats(-2, 2), _SCALARS),
     "tile_size": st.one_of(st.none(), st.integers(-10, 100_000), _SCALARS),
     "target": st.one_of(st.integers(-5, 2**64 - 1), _SCALARS),
 }
@@ -617,7 +619,7 @@ def test_fuzz_every_message_gets_an_answer(fuzz: tuple[Env, Raw], frames: list[b
         return
     reply = raw.ask(frames)
     assert reply is not None, frames
-    assert reply["v"] == 1 and reply["event"] in ("error", "reply", "result")
+    assert reply["v"] == PROTOCOL_VERSION and reply["event"] in ("error", "reply", "result")
     if reply["event"] == "error":
         assert reply["code"] in ("bad_request", "unknown_op", "version_mismatch", "too_large",
                                  "busy") and len(reply["message"]) > 10
