@@ -52,11 +52,28 @@ from hybridnet.discriminator import PATCH, Discriminator
 from hybridnet.hybrid_network import HybridNet
 from hybridnet.losses import AdversarialMode, HybridLoss, LossTerms, discriminator_loss
 from hybridnet.vgg import load_vgg_features
-from hybridnet.weights_io import atomic_write, load_model, save_model
+from hybridnet.weights_io import atomic_write, load_model, read_metadata, save_model
 from lowlight.progress import ProgressBar, format_duration
 
 Degradation = Literal["gamma", "realistic", "mix"]
 log = logging.getLogger("hybridnet.train")
+
+
+def trained_gamma_reference(weights: str | os.PathLike[str]) -> float | None:
+    """The ``gamma_reference`` a weights file was (last) trained with, from its header.
+
+    Read from the ``gamma_reference`` key or, failing that, from the ``train_config``
+    that ``lowlight train`` stores; None when the file says neither (trained on the
+    darkened photo as it is, the paper's setting).
+    """
+    meta = read_metadata(weights)
+    if "gamma_reference" in meta:
+        return float(meta["gamma_reference"])
+    try:
+        value = json.loads(meta.get("train_config", "{}")).get("gamma_reference")
+    except (ValueError, AttributeError):
+        return None
+    return None if value is None else float(value)
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model.safetensors"
@@ -253,6 +270,15 @@ class Trainer:
             start = load_model(config.init_weights, expected_config=config.model)
             self.model.load_state_dict(start.state_dict())
             log.info("generator initialised from %s", config.init_weights)
+            started = trained_gamma_reference(config.init_weights)
+            if started != config.gamma_reference:
+                log.warning(
+                    "%s was trained with gamma_reference %s but this run uses %s: "
+                    "fine-tuning will retrain how the network reads its input; pass "
+                    "--gamma-reference %s to keep it",
+                    config.init_weights, started, config.gamma_reference,
+                    "(none)" if started is None else f"{started:g}",
+                )
         self.model = self.model.to(self.device).train()
         self.disc: Discriminator | None = None
         if config.uses_adversarial:

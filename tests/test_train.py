@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from hybridnet import HybridNetConfig, load_model
-from hybridnet.train import CHECKPOINT, TrainConfig, Trainer
+from hybridnet.enhancer import BUNDLED_WEIGHTS
+from hybridnet.train import CHECKPOINT, TrainConfig, Trainer, trained_gamma_reference
 from hybridnet.weights_io import read_metadata
 from lowlight.cli import main
 
@@ -297,6 +298,28 @@ class TestTraining:
         assert all(torch.equal(before[k], v) for k, v in _weights(start).items())
         second.run()
         second.close()
+
+    def test_init_weights_warns_when_gamma_reference_differs(
+        self, clean_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        told = Trainer(_config(clean_dir, loss="mse", patch_size=32, iterations=1,
+                               gamma_reference=3.0), tmp_path / "a", progress=False)
+        told.run()
+        told.close()
+        start = tmp_path / "a" / "model.safetensors"
+        assert trained_gamma_reference(start) == 3.0
+        with caplog.at_level("WARNING", logger="hybridnet.train"):
+            Trainer(_config(clean_dir, loss="mse", patch_size=32, iterations=1,
+                            init_weights=str(start)), tmp_path / "b", progress=False).close()
+        assert "--gamma-reference 3" in caplog.text
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="hybridnet.train"):
+            Trainer(_config(clean_dir, loss="mse", patch_size=32, iterations=1,
+                            init_weights=str(start), gamma_reference=3.0),
+                    tmp_path / "c", progress=False).close()
+        assert "gamma_reference" not in caplog.text
+        # the bundled model says so in its header
+        assert trained_gamma_reference(BUNDLED_WEIGHTS) == 3.0
 
     def test_paired_folders(self, clean_dir: Path, tmp_path: Path) -> None:
         low = tmp_path / "low"
