@@ -57,7 +57,8 @@ def main() -> None:
         outs = []
         stats = []
         for low in columns["input"]:
-            out = enhancer.enhance(np.round(low * 255).astype(np.uint8)).astype(np.float32) / 255
+            u8 = enhancer.enhance(np.round(low * 255).astype(np.uint8))
+            out = np.asarray(u8, dtype=np.float32) * np.float32(1 / 255)
             outs.append(out)
             stats.append((metrics.brightness(out), metrics.noise_sigma(out),
                           metrics.colour_cast(out), newly_white(low, out)))
