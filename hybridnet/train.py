@@ -58,6 +58,9 @@ from lowlight.progress import ProgressBar, format_duration
 Degradation = Literal["gamma", "realistic", "mix"]
 log = logging.getLogger("hybridnet.train")
 
+CHECKPOINT = "checkpoint.pt"
+FINAL_MODEL = "model.safetensors"
+
 
 def trained_gamma_reference(weights: str | os.PathLike[str]) -> float | None:
     """The ``gamma_reference`` a weights file was (last) trained with, from its header.
@@ -74,9 +77,6 @@ def trained_gamma_reference(weights: str | os.PathLike[str]) -> float | None:
     except (ValueError, AttributeError):
         return None
     return None if value is None else float(value)
-
-CHECKPOINT = "checkpoint.pt"
-FINAL_MODEL = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -272,12 +272,16 @@ class Trainer:
             log.info("generator initialised from %s", config.init_weights)
             started = trained_gamma_reference(config.init_weights)
             if started != config.gamma_reference:
+                trained, keep = (("without --gamma-reference", "leave --gamma-reference out")
+                                 if started is None else
+                                 (f"with --gamma-reference {started:g}",
+                                  f"pass --gamma-reference {started:g}"))
                 log.warning(
-                    "%s was trained with gamma_reference %s but this run uses %s: "
-                    "fine-tuning will retrain how the network reads its input; pass "
-                    "--gamma-reference %s to keep it",
-                    config.init_weights, started, config.gamma_reference,
-                    "(none)" if started is None else f"{started:g}",
+                    "%s was trained %s but this run uses %s: fine-tuning will retrain how "
+                    "the network reads its input; %s to keep it",
+                    config.init_weights, trained,
+                    "none" if config.gamma_reference is None
+                    else f"--gamma-reference {config.gamma_reference:g}", keep,
                 )
         self.model = self.model.to(self.device).train()
         self.disc: Discriminator | None = None

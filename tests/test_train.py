@@ -318,6 +318,18 @@ class TestTraining:
                             init_weights=str(start), gamma_reference=3.0),
                     tmp_path / "c", progress=False).close()
         assert "gamma_reference" not in caplog.text
+        caplog.clear()
+        plain = tmp_path / "e" / "model.safetensors"
+        untold = Trainer(_config(clean_dir, loss="mse", patch_size=32, iterations=1),
+                         tmp_path / "e", progress=False)
+        untold.run()
+        untold.close()
+        assert trained_gamma_reference(plain) is None
+        with caplog.at_level("WARNING", logger="hybridnet.train"):
+            Trainer(_config(clean_dir, loss="mse", patch_size=32, iterations=1,
+                            init_weights=str(plain), gamma_reference=3.0),
+                    tmp_path / "d", progress=False).close()
+        assert "leave --gamma-reference out" in caplog.text
         # the bundled model says so in its header
         assert trained_gamma_reference(BUNDLED_WEIGHTS) == 3.0
 
