@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor, nn
 
@@ -29,14 +31,16 @@ class ContentStream(nn.Module):
         c1, c2, c3 = config.content_channels
         e1, e2, _ = config.edge_channels
         n = config.convs_per_block
+        slope = config.negative_slope
         d = config.dilation
         first_dilations = (d, d) + (1,) * (n - 2)
         self.upsample = config.upsample
-        self.enc1 = ResidualBlock(3, c1, n, stride=2, dilations=first_dilations)  # 1/2
-        self.enc2 = ResidualBlock(c1, c2, n, stride=2)  # 1/4
-        self.enc3 = ResidualBlock(c2, c3, n, stride=2)  # 1/8
-        self.dec2 = ResidualBlock(c3 + c2 + e2, c2, n)  # 1/4: skip link + bridge
-        self.dec1 = ResidualBlock(c2 + c1 + e1, c1, n)  # 1/2: skip link + bridge
+        block = partial(ResidualBlock, convs=n, negative_slope=slope)
+        self.enc1 = block(3, c1, stride=2, dilations=first_dilations)  # 1/2
+        self.enc2 = block(c1, c2, stride=2)  # 1/4
+        self.enc3 = block(c2, c3, stride=2)  # 1/8
+        self.dec2 = block(c3 + c2 + e2, c2)  # 1/4: skip link + bridge
+        self.dec1 = block(c2 + c1 + e1, c1)  # 1/2: skip link + bridge
         self.out_channels = c1
 
     def forward(self, image: Tensor, bridge: tuple[Tensor, Tensor]) -> Tensor:

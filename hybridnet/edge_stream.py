@@ -25,6 +25,8 @@ Weight activations (our choice, the paper does not say): :math:`p = \sigma(\cdot
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor, nn
 
@@ -42,14 +44,16 @@ class EdgeStream(nn.Module):
         super().__init__()
         e1, e2, e3 = config.edge_channels
         n = config.convs_per_block
+        slope = config.negative_slope
         m = config.multiscale_channels
         self.upsample = config.upsample
         self.weight_channels = config.rnn_weight_channels
-        self.enc1 = ResidualBlock(_EDGE_INPUT_CHANNELS, e1, n, stride=2)  # 1/2
-        self.enc2 = ResidualBlock(e1, e2, n, stride=2)  # 1/4
-        self.enc3 = ResidualBlock(e2, e3, n, stride=2)  # 1/8
-        self.dec2 = ResidualBlock(e3 + e2, e2, n)  # 1/4 (bridge)
-        self.dec1 = ResidualBlock(e2 + e1, e1, n)  # 1/2 (bridge)
+        block = partial(ResidualBlock, convs=n, negative_slope=slope)
+        self.enc1 = block(_EDGE_INPUT_CHANNELS, e1, stride=2)  # 1/2
+        self.enc2 = block(e1, e2, stride=2)  # 1/4
+        self.enc3 = block(e2, e3, stride=2)  # 1/8
+        self.dec2 = block(e3 + e2, e2)  # 1/4 (bridge)
+        self.dec1 = block(e2 + e1, e1)  # 1/2 (bridge)
         # Full-resolution head predicting g and p for each of the four directions. It is a
         # 3x3 convolution over [up(d1), input]; the d1 part is a 1x1 convolution applied
         # before the bilinear up-sampling (the two commute), which avoids building a

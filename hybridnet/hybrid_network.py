@@ -5,14 +5,14 @@ bridged during up-sampling, fused, and two convolutions to the RGB output.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hybridnet.config import HybridNetConfig
 from hybridnet.content_stream import ContentStream
 from hybridnet.edge_stream import EdgeStream
 from hybridnet.errors import InvalidInputError
-from hybridnet.layers import upsample_like
+from hybridnet.exposure import CurveParams, ExposureEstimator, apply_curve
+from hybridnet.layers import activation, upsample_like
 from hybridnet.spatially_variant_rnn import ScanBackend
 
 #: The three down-samplings need sizes divisible by 2**3; inputs are padded to it.
@@ -29,6 +29,11 @@ class HybridNet(nn.Module):
     Any H and W (at least 2) are accepted: the input is reflect-padded to a multiple of
     8 and the output cropped back. The output is not clamped (training needs the
     gradient outside [0, 1]); clamp it for display, as :class:`hybridnet.Enhancer` does.
+
+    With ``config.exposure`` the input first goes through one global tone curve
+    (:mod:`hybridnet.exposure`): the one given to :meth:`forward`, or the estimator's
+    for each image of the batch; with ``config.residual`` the network's output is added
+    to the curve's result.
 
     Args:
         config: widths and choices; defaults to :class:`HybridNetConfig` ().
@@ -47,6 +52,14 @@ class HybridNet(nn.Module):
         self.fuse_content = nn.Conv2d(self.content.out_channels, cfg.fusion_channels, 1)
         self.fuse_edges = nn.Conv2d(self.edge.out_channels, cfg.fusion_channels, 3, padding=1)
         self.out = nn.Conv2d(cfg.fusion_channels, 3, 3, padding=1)
+        if cfg.residual:  # start near the identity: the correction is small at first
+            with torch.no_grad():
+                self.out.weight.mul_(0.1)
+                if self.out.bias is not None:
+                    self.out.bias.zero_()
+        self.exposure: ExposureEstimator | None = (
+            ExposureEstimator(cfg.estimator_hidden) if cfg.exposure else None
+        )
         #: Convolutions run in channels-last memory layout (2-3x faster on CPUs).
         self.channels_last = True
 
@@ -59,17 +72,37 @@ class HybridNet(nn.Module):
     def scan_backend(self, value: ScanBackend) -> None:
         self.edge.scan_backend = value
 
-    def forward(self, image: Tensor) -> Tensor:
+    def estimate_curve(self, image: Tensor) -> CurveParams:
+        """The exposure estimator's curve for each image of ``N×3×H×W``."""
+        if self.exposure is None:
+            raise ValueError("this network has no exposure estimator (config.exposure is off)")
+        return self.exposure.estimate(image)
+
+    def forward(self, image: Tensor, curve: CurveParams | None = None) -> Tensor:
+        """Enhance ``N×3×H×W`` in [0, 1].
+
+        Args:
+            image: the dark photos.
+            curve: the global curve of each photo (a tile of a large photo gets the
+                whole photo's curve); None: estimated from ``image`` itself. Ignored
+                without ``config.exposure``.
+        """
         check_image_tensor(image)
         height, width = image.shape[-2:]
+        if self.exposure is not None:
+            if curve is None:
+                curve = self.exposure.estimate(image)
+            image = apply_curve(image, curve)
         x = reflect_pad_to_multiple(image, SIZE_MULTIPLE)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         edge_features, bridge = self.edge(x)
         content_half = self.content(x, bridge)
         fused = upsample_like(self.fuse_content(content_half), x, self.config.upsample)
-        fused = F.relu(fused + self.fuse_edges(edge_features), inplace=True)
+        fused = activation(fused + self.fuse_edges(edge_features), self.config.negative_slope)
         y: Tensor = self.out(fused)
+        if self.config.residual:
+            y = y + x
         return y[..., :height, :width].contiguous()
 
 

@@ -29,6 +29,7 @@ class ResidualBlock(nn.Module):
         stride: stride of the first convolution (2 in the encoder, 1 in the decoder).
         dilations: dilation of each convolution; the paper dilates the first two
             convolutions of the content encoder by 2 to enlarge the receptive field.
+        negative_slope: the activations' slope below 0 (0: ReLU, the paper's).
     """
 
     def __init__(
@@ -38,8 +39,10 @@ class ResidualBlock(nn.Module):
         convs: int,
         stride: int = 1,
         dilations: tuple[int, ...] | None = None,
+        negative_slope: float = 0.0,
     ) -> None:
         super().__init__()
+        self.negative_slope = float(negative_slope)
         dil = dilations if dilations is not None else (1,) * convs
         if len(dil) != convs:
             raise ValueError(f"need {convs} dilations, got {dil}")
@@ -58,15 +61,22 @@ class ResidualBlock(nn.Module):
         self.convs = nn.ModuleList(layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        # In-place ReLUs act on fresh convolution outputs, which autograd does not keep.
-        first = F.relu(self.convs[0](x), inplace=True)
+        # In-place activations act on fresh convolution outputs, which autograd does not keep.
+        first = activation(self.convs[0](x), self.negative_slope)
         y = first
         for i, conv in enumerate(self.convs[1:], start=1):
             y = conv(y)
             if i == len(self.convs) - 1:
                 y = y + first  # the block's skip link
-            y = F.relu(y, inplace=True)
+            y = activation(y, self.negative_slope)
         return y
+
+
+def activation(x: Tensor, negative_slope: float) -> Tensor:
+    """ReLU (``negative_slope == 0``, the paper) or leaky ReLU, in place."""
+    if negative_slope == 0.0:
+        return F.relu(x, inplace=True)
+    return F.leaky_relu(x, negative_slope, inplace=True)
 
 
 def upsample_like(x: Tensor, reference: Tensor, mode: UpsampleMode) -> Tensor:

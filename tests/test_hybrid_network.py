@@ -79,7 +79,10 @@ class TestTraining:
         y = net(torch.rand(2, 3, 16, 16))
         y.square().mean().backward()
         missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
-        assert missing == []
+        # the exposure estimator is trained on its own (hybridnet.train_exposure); its zero
+        # output layer starts at the identity curve, so only that layer gets a gradient here
+        assert missing == [n for n, _ in net.named_parameters()
+                           if n.startswith("exposure.") and not n.startswith("exposure.net.4")]
 
     def test_a_few_steps_fit_a_fixed_target(self) -> None:
         torch.manual_seed(2)
