@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from hybridnet.blind_pairs import BlindPairSampler, ImageStats
 from hybridnet.degrade import RandomPairSampler
 from hybridnet.imageio import read_rgb
 
@@ -116,6 +117,37 @@ class SyntheticPairs:
 
 
 @dataclass
+class BlindPairs:
+    """Batches of ``(low, high, curve)`` for the blind model (:mod:`hybridnet.blind_pairs`).
+
+    ``curve`` is ``N×3`` ``[a, black, ev]``: the oracle curve of each patch's darkening,
+    which the network's input goes through (``HybridNet(low, CurveParams.unstack(curve))``).
+    """
+
+    images: list[U8]
+    sampler: BlindPairSampler
+    batch_size: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        p = self.sampler.patch_size
+        if any(min(im.shape[:2]) < p for im in self.images):
+            raise ValueError(f"some training images are smaller than {p}x{p}")
+        self.stats = [ImageStats.of(im.astype(np.float64) / 255.0) for im in self.images]
+
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        lows, highs, curves = [], [], []
+        for _ in range(self.batch_size):
+            i = int(rng.integers(len(self.images)))
+            low, high, curve = self.sampler(self.images[i], rng, self.stats[i])
+            lows.append(low)
+            highs.append(high)
+            curves.append(curve)
+        return _to_tensor(lows), _to_tensor(highs), torch.from_numpy(np.stack(curves))
+
+
+@dataclass
 class PairedFolders:
     """Batches of aligned ``(low, high)`` patches from real pairs (e.g. LOL).
 
@@ -166,10 +198,13 @@ class PairedFolders:
         return _to_tensor(lows), _to_tensor(highs)
 
 
-class BatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+Source = SyntheticPairs | PairedFolders | BlindPairs
+
+
+class BatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, ...]]):
     """Map-style view of batches ``start .. stop-1`` for a :class:`~torch.utils.data.DataLoader`."""
 
-    def __init__(self, source: SyntheticPairs | PairedFolders, start: int, stop: int) -> None:
+    def __init__(self, source: Source, start: int, stop: int) -> None:
         self.source = source
         self.start = start
         self.stop = stop
@@ -177,5 +212,5 @@ class BatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         return self.source.batch(self.start + i)

@@ -294,6 +294,14 @@ class RealisticParams:
         jpeg_quality_range: inclusive range of the Pillow JPEG quality, uniform integer;
             60-95 spans messaging-app recompression to camera-app "fine" settings.
         quantize_8bit: store the result on the 8-bit grid (always the case after JPEG).
+        headroom_probability: probability that the scene's brightest parts are brighter
+            than the clean photo's white (lamps, windows, sky), see :func:`headroom`.
+        headroom_range: their factor :math:`H` over white, drawn log-uniformly; a lamp is
+            easily 5-7 stops (32-128x) above the white of a night exposure, so after the
+            underexposure it still clips, as in real dark photos.
+        flare_range: veiling glare :math:`\phi`, uniform, as a fraction of the mean scene
+            luminance added to every pixel in linear light (lens flare and sensor black
+            offset; 1-3 % is typical of consumer lenses, Talvala et al., SIGGRAPH 2007).
     """
 
     exposure_range: tuple[float, float] = (1.0 / 30.0, 0.5)
@@ -303,6 +311,9 @@ class RealisticParams:
     jpeg_probability: float = 0.5
     jpeg_quality_range: tuple[int, int] = (60, 95)
     quantize_8bit: bool = True
+    headroom_probability: float = 0.0
+    headroom_range: tuple[float, float] = (1.0, 1.0)
+    flare_range: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         _check_range("exposure_range", *self.exposure_range, low=1e-6, high=1.0)
@@ -314,11 +325,17 @@ class RealisticParams:
             raise ValueError(f"jpeg_probability must be in [0, 1], got {self.jpeg_probability}")
         lo_q, hi_q = self.jpeg_quality_range
         _check_range("jpeg_quality_range", lo_q, hi_q, low=1, high=100)
+        if not 0.0 <= self.headroom_probability <= 1.0:
+            raise ValueError(
+                f"headroom_probability must be in [0, 1], got {self.headroom_probability}"
+            )
+        _check_range("headroom_range", *self.headroom_range, low=1.0, high=1e6)
+        _check_range("flare_range", *self.flare_range, low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
 class RealisticDraw:
-    """One concrete set of camera parameters (see :class:`RealisticParams`).
+    r"""One concrete set of camera parameters (see :class:`RealisticParams`).
 
     Attributes:
         exposure: linear exposure factor :math:`k \\in (0, 1]`.
@@ -327,6 +344,8 @@ class RealisticDraw:
         read_noise_e: read-noise standard deviation :math:`\\sigma_r` in electrons.
         jpeg_quality: Pillow JPEG quality, or ``None`` for no JPEG round trip.
         quantize_8bit: round the result to the 8-bit grid.
+        headroom: factor :math:`H \ge 1` of the brightest parts over white (1: none).
+        flare: veiling glare :math:`\phi`, a fraction of the mean scene luminance.
     """
 
     exposure: float
@@ -335,6 +354,13 @@ class RealisticDraw:
     read_noise_e: float
     jpeg_quality: int | None = None
     quantize_8bit: bool = True
+    headroom: float = 1.0
+    flare: float = 0.0
+
+    @property
+    def ev(self) -> float:
+        r"""The underexposure in stops, :math:`-\log_2 k`."""
+        return -math.log2(self.exposure)
 
 
 def draw_realistic(
@@ -350,6 +376,11 @@ def draw_realistic(
     if rng.random() < p.jpeg_probability:
         lo_q, hi_q = p.jpeg_quality_range
         quality = int(rng.integers(lo_q, hi_q + 1))
+    # Drawn only when enabled, so the default ranges keep older draws bit for bit.
+    room = 1.0
+    if p.headroom_probability > 0.0 and rng.random() < p.headroom_probability:
+        room = _log_uniform(rng, *p.headroom_range)
+    flare = float(rng.uniform(*p.flare_range)) if p.flare_range[1] > 0.0 else 0.0
     return RealisticDraw(
         exposure=exposure,
         wb_gains=(float(gains[0]), float(gains[1]), float(gains[2])),
@@ -357,7 +388,38 @@ def draw_realistic(
         read_noise_e=read,
         jpeg_quality=quality,
         quantize_8bit=p.quantize_8bit,
+        headroom=room,
+        flare=flare,
     )
+
+
+def headroom(linear: F64, encoded: F64, factor: float) -> F64:
+    r"""Scene luminance beyond the clean photo's white: the brightest parts scaled up.
+
+    .. math::
+
+        L'_c = L_c ig(1 + (H - 1)\, w(Y')ig), \qquad
+        w = \operatorname{smoothstep}(0.85, 1, Y'),
+
+    with :math:`Y'` the encoded luma of the clean photo: a clean photo stores lamps,
+    windows and bright sky clipped at white, while the scene held far more light there.
+    After an underexposure those parts still clip (as in real night photos) instead of
+    becoming a grey a network would learn to keep. :math:`H = 1` returns ``linear``.
+    """
+    if factor == 1.0:
+        return linear
+    y = encoded @ np.asarray([0.2126, 0.7152, 0.0722])
+    t = np.clip((y - 0.85) / 0.15, 0.0, 1.0)
+    weight = t * t * (3.0 - 2.0 * t)
+    out: NDArray[np.float64] = linear * (1.0 + (factor - 1.0) * weight)[..., None]
+    return out
+
+
+def scene_mean(clean: FloatArray, factor: float = 1.0) -> float:
+    """Mean linear luminance of the scene (after :func:`headroom`), the flare's scale."""
+    x = _check_image(clean, allow_gray=False)
+    lin = headroom(sRGB_to_linear(x), x, factor)
+    return float((lin @ np.asarray([0.2126, 0.7152, 0.0722])).mean())
 
 
 def _jpeg_round_trip(img: F64, quality: int) -> F64:
@@ -371,15 +433,23 @@ def _jpeg_round_trip(img: F64, quality: int) -> F64:
     return out
 
 
-def apply_realistic(clean: FloatArray, draw: RealisticDraw, rng: np.random.Generator) -> F32:
+def apply_realistic(
+    clean: FloatArray,
+    draw: RealisticDraw,
+    rng: np.random.Generator,
+    *,
+    mean_luminance: float | None = None,
+    noise_scale: float = 1.0,
+) -> F32:
     r"""Apply one camera-like degradation with fixed parameters; only the noise is random.
 
     With :math:`x` the clean sRGB image, :math:`E` the sRGB EOTF and :math:`E^{-1}` the
-    OETF (:func:`sRGB_to_linear`, :func:`linear_to_sRGB`):
+    OETF (:func:`sRGB_to_linear`, :func:`linear_to_sRGB`), :math:`L' =` :func:`headroom`
+    of :math:`E(x)` and :math:`\bar L` its mean luminance:
 
     .. math::
 
-        s_c &= k\, g_c\, E(x_c)                     && \text{exposure and white balance}\\
+        s_c &= k\, g_c\, L'_c + k\,\phi\,\bar L       && \text{exposure, white balance, flare}\\
         e_c &\sim \operatorname{Poisson}(N_e\, s_c) && \text{shot noise (electrons)}\\
         \ell_c &= \operatorname{clip}_{[0,1]}\big((e_c + r_c) / N_e\big), \quad
             r_c \sim \mathcal{N}(0, \sigma_r^2)      && \text{read noise, black clip}\\

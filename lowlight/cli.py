@@ -21,6 +21,7 @@ from lowlight import __version__
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "lowlight.enhance_cmd",
     "lowlight.train_cmd",
+    "lowlight.train_exposure_cmd",
     "lowlight.eval_cmd",
     "installer.cli",
     "worker.cli",

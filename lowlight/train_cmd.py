@@ -40,10 +40,19 @@ def register(subparsers: Any) -> None:
                    help="real pairs matched by file name instead of synthetic ones")
     # The options below that set a TrainConfig field default to None ("not given"): a new
     # run takes TrainConfig's default, a resumed one the value stored with the run.
-    p.add_argument("--degradation", choices=["gamma", "realistic", "mix"],
-                   help="how synthetic low-light inputs are made (default: gamma, the paper's)")
+    p.add_argument("--degradation", choices=["gamma", "realistic", "mix", "blind"],
+                   help="how synthetic low-light inputs are made: blind (default; camera-like "
+                        "and gamma darkenings behind the exposure curve), or for a model "
+                        "config without the exposure head gamma (the paper's), realistic, mix")
     p.add_argument("--mix-probability", type=float,
                    help="share of realistic pairs with --degradation mix (default 0.5)")
+    p.add_argument("--camera-probability", type=float,
+                   help="share of camera-like darkenings with --degradation blind (default 0.6)")
+    p.add_argument("--ev-jitter", type=float, metavar="STOPS",
+                   help="blind: move each input's exposure by up to STOPS and the target "
+                        "with it, so the network keeps the exposure it is given (default 0)")
+    p.add_argument("--optimizer", choices=["adam", "adamw"],
+                   help="adamw (default: decoupled weight decay) or adam (the paper's)")
     p.add_argument("--loss", choices=["mse", "mse+per", "mse+adv", "total"],
                    help="terms of Eq. (7) (Table II ablation); default total")
     p.add_argument("--ssim-weight", type=float, metavar="W",
@@ -85,7 +94,8 @@ _CONFIG_OPTIONS: tuple[tuple[str, type, float], ...] = (
     ("--checkpoint-every", int, 500),
     ("--log-every", int, 50),
 )
-_CONFIG_FIELDS = ("degradation", "mix_probability", "loss", "ssim_weight", "gamma_reference",
+_CONFIG_FIELDS = ("degradation", "mix_probability", "camera_probability", "ev_jitter",
+                  "optimizer", "loss", "ssim_weight", "gamma_reference",
                   *(option[2:].replace("-", "_") for option, _, _ in _CONFIG_OPTIONS))
 
 

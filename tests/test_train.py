@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,17 @@ class TestTrainConfig:
         assert cfg.loss == "total" and cfg.gamma_range == (2.0, 4.0)
 
     def test_json_round_trip(self, clean_dir: Path) -> None:
-        cfg = _config(clean_dir, loss="mse+adv", degradation="mix")
+        cfg = _config(clean_dir, loss="mse+adv", ev_jitter=0.5, optimizer="adam")
         assert TrainConfig.from_json(cfg.to_json()) == cfg
+        legacy = replace(TINY, exposure=False, residual=False)
+        cfg = _config(clean_dir, model=legacy, degradation="mix")
+        assert TrainConfig.from_json(cfg.to_json()) == cfg
+
+    def test_degradation_must_suit_the_model(self, clean_dir: Path) -> None:
+        with pytest.raises(ValueError, match="trained with degradation 'blind'"):
+            _config(clean_dir, degradation="gamma")
+        with pytest.raises(ValueError, match="blind"):
+            _config(clean_dir, model=replace(TINY, exposure=False), degradation="blind")
 
     def test_ssim_weight(self, clean_dir: Path) -> None:
         assert TrainConfig().ssim_weight == 0.0  # the paper's loss unless asked
