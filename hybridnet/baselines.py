@@ -12,7 +12,9 @@ an enhanced one of the same shape, float32 in :math:`[0, 1]`:
   illumination map estimation", IEEE TIP 26(2), 2017), sped-up solver, without the
   optional BM3D denoising;
 * :func:`best_global_gamma` -- the best single power curve per image, chosen *with* the
-  ground truth: an oracle upper bound for every global gamma curve.
+  ground truth: an oracle upper bound for every global gamma curve;
+* :func:`best_tone_curve` -- the best global tone curve of any shape (a look-up table),
+  fitted to the ground truth: an oracle upper bound for every global curve.
 
 Ren et al. 2019 compare with LIME in Table II (15.47 dB / 0.70 average on their ten
 gamma-3 images) and Table III.
@@ -28,6 +30,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "best_global_gamma",
+    "best_tone_curve",
     "histogram_equalisation",
     "identity",
     "inverse_gamma",
@@ -599,3 +602,35 @@ def best_global_gamma(
         best_log = float(logs[k])
     g = math.exp(best_log)
     return _to_f32(x ** (1.0 / g)), g
+
+
+def best_tone_curve(low: FloatArray, reference: FloatArray, levels: int = 256) -> F32:
+    r"""The best global tone curve for ``low`` given the reference (LUT oracle).
+
+    One curve :math:`T` for all pixels and channels, on the ``levels`` input levels
+    :math:`q(x) = \operatorname{round}((\text{levels} - 1)\,x)` (an 8-bit input has
+    exactly these). Minimising :math:`\sum_i (T(q(x_i)) - r_i)^2` over every function
+    :math:`T` decouples per level, so the optimum is the mean reference value at that
+    level,
+
+    .. math::
+
+        T(u) = \frac{\sum_{i: q(x_i) = u} r_i}{|\{i : q(x_i) = u\}|},
+
+    which no global curve, monotone or not, can beat in MSE on this image: an upper
+    bound for every method that applies one tone curve (a gamma, an exposure, a LUT).
+
+    Returns:
+        ``T(q(low))`` as float32.
+    """
+    x = _check_rgb(low)
+    ref = _check_rgb(reference, "reference")
+    if x.shape != ref.shape:
+        raise ValueError(f"shapes differ: {x.shape} vs {ref.shape}")
+    if levels < 2:
+        raise ValueError(f"levels must be at least 2, got {levels}")
+    q = np.rint(x * (levels - 1)).astype(np.int64).ravel()
+    counts = np.bincount(q, minlength=levels)
+    sums = np.bincount(q, weights=ref.ravel(), minlength=levels)
+    table = np.divide(sums, counts, out=np.zeros(levels), where=counts > 0)
+    return _to_f32(table[q].reshape(x.shape))
