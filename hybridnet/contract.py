@@ -85,6 +85,11 @@ REFERENCE_GAMMA: Final = 3.0
 #: ``brightness`` runs over [-BRIGHTNESS_LIMIT, BRIGHTNESS_LIMIT]: gammas 2 to 4, the
 #: training range.
 BRIGHTNESS_LIMIT: Final = 1.0
+#: ``ev`` (stops relative to the automatic exposure) runs over [-EV_LIMIT, EV_LIMIT].
+EV_LIMIT: Final = 3.0
+#: With a model that estimates the exposure (the bundled one), ``brightness`` B is
+#: ``BRIGHTNESS_EV * B`` stops from the automatic exposure (:func:`brightness_to_ev`).
+BRIGHTNESS_EV: Final = 2.0
 _SUPPORTED_DTYPES: Final = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _MAX_VALUE: Final = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -309,6 +314,35 @@ def check_brightness(brightness: object) -> float:
             f"brightness must be between -1 (darker) and 1 (brighter), got {brightness!r}"
         )
     return b
+
+
+def check_ev(ev: object) -> float:
+    """An exposure offset in stops as a float in [-3, 3], or :class:`InvalidImageError`.
+
+    0 is the automatic exposure, +1 twice the light (one stop brighter), -1 half.
+    """
+    if isinstance(ev, bool) or not isinstance(ev, int | float):
+        raise InvalidImageError(
+            f"ev must be a number of stops from -{EV_LIMIT:g} to +{EV_LIMIT:g} "
+            f"(0: the automatic exposure), got {ev!r}"
+        )
+    e = float(ev)
+    if not (-EV_LIMIT <= e <= EV_LIMIT) or math.isnan(e):
+        raise InvalidImageError(
+            f"ev must be between -{EV_LIMIT:g} (darker) and +{EV_LIMIT:g} (brighter) stops, "
+            f"got {ev!r}"
+        )
+    return e
+
+
+def brightness_to_ev(brightness: float) -> float:
+    """The front ends' brightness (-1..1) as stops from the automatic exposure, for models
+    with the exposure estimator: -1 is two stops darker, +1 two stops brighter.
+
+    One control for both kinds of model: older weights read brightness as the darkening
+    the network assumes (:func:`brightness_to_network`); positive is brighter in both.
+    """
+    return BRIGHTNESS_EV * check_brightness(brightness)
 
 
 def normalise_gamma(

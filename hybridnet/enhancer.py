@@ -41,11 +41,14 @@ from numpy.typing import NDArray
 
 from hybridnet.config import HybridNetConfig
 from hybridnet.contract import (
+    EV_LIMIT,
     Layout,
     assemble,
     auto_strength,
+    brightness_to_ev,
     brightness_to_network,
     check_brightness,
+    check_ev,
     check_image,
     check_strength,
     colour_to_float,
@@ -54,6 +57,7 @@ from hybridnet.contract import (
     unit_float,
 )
 from hybridnet.errors import HybridNetError, InvalidImageError, WeightsError
+from hybridnet.exposure import THUMBNAIL_SIDE, CurveParams
 from hybridnet.hybrid_network import MIN_SIDE, SIZE_MULTIPLE, HybridNet
 from hybridnet.weights_io import load_model
 
@@ -193,6 +197,9 @@ class Enhancer:
         overlap: int = DEFAULT_OVERLAP,
     ) -> None:
         self.device = _pick_device(device)
+        # Denormal activations (products far below any visible value) run tens of times
+        # slower on CPUs; flush them to zero (weights are flushed when loaded).
+        torch.set_flush_denormal(True)
         _check_tile_size(tile_size, overlap)
         self.tile_size = tile_size
         self.overlap = overlap
@@ -227,6 +234,7 @@ class Enhancer:
         *,
         tile_size: int | None = None,
         brightness: float = 0.0,
+        ev: float = 0.0,
     ) -> NDArray[np.generic]:
         """Enhance ``image``; same shape and dtype out, alpha copied bit for bit.
 
@@ -238,8 +246,14 @@ class Enhancer:
             cancel: an :class:`threading.Event` or a callable; checked before each tile,
                 :class:`EnhanceCancelled` is raised when it is set / returns True.
             tile_size: override the tile size for this call.
-            brightness: -1..1, how dark the network takes the photo to be: 0 as it is,
-                1 brighter, -1 darker (:func:`hybridnet.contract.brightness_to_network`).
+            brightness: -1..1, 0 automatic, positive brighter: with the exposure
+                estimator (the bundled model) two stops per unit added to the exposure
+                estimated from the photo (:func:`hybridnet.contract.brightness_to_ev`);
+                older weights files without it take it as how dark the photo is
+                (:func:`hybridnet.contract.brightness_to_network`).
+            ev: models with the exposure estimator: stops added to the exposure
+                estimated from the photo (+1: twice the light, -1: half), see
+                :func:`hybridnet.contract.check_ev`; added to ``brightness``'s stops.
 
         Raises:
             InvalidImageError: the array breaks the contract.
@@ -255,6 +269,15 @@ class Enhancer:
         else:
             s = check_strength(strength)
         b = check_brightness(brightness)
+        e = check_ev(ev)
+        has_estimator = self.model.exposure is not None
+        if has_estimator:  # one exposure offset; brightness reaches the network as stops
+            e, b = check_ev(max(-EV_LIMIT, min(EV_LIMIT, e + brightness_to_ev(b)))), 0.0
+        elif e != 0.0 and not has_estimator:
+            raise InvalidImageError(
+                "this model has no exposure estimator (an older weights file), so ev cannot "
+                "be set; use brightness (-1..1) or the bundled model"
+            )
         _check_tile_size(tile_size, self.overlap)
         self.notices = []
         if s == 0.0:
@@ -262,12 +285,13 @@ class Enhancer:
                 progress(1, 1)
             return image.copy()
         budget_tile = tile_size if tile_size is not None else self.tile_size
+        curve = self.estimate_curve(image).shifted(e) if has_estimator else None
         attempts = 0
         cap: int | None = None  # tile pixels allowed after an out-of-memory error
         while True:
             plan = self._plan(layout, budget_tile, cap)
             try:
-                return self._enhance_tiles(image, layout, s, b, plan, progress, cancel)
+                return self._enhance_tiles(image, layout, s, b, curve, plan, progress, cancel)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type != "cuda":
                     raise
@@ -286,8 +310,28 @@ class Enhancer:
                 self.model.to(self.device)
                 attempts, cap = 0, None
 
-    def enhance_rgb(self, rgb: NDArray[np.float32]) -> NDArray[np.float32]:
+    def estimate_curve(self, image: NDArray[np.generic]) -> CurveParams:
+        """The exposure estimator's global curve for a whole image of the contract.
+
+        Computed on an area-averaged thumbnail (:func:`thumbnail_rgb`), so a photo of any
+        size costs about the same and all its tiles get the same curve.
+        """
+        if self.model.exposure is None:
+            raise WeightsError("this model has no exposure estimator (an older weights file)")
+        thumb = thumbnail_rgb(image, check_image(image))
+        x = torch.from_numpy(np.ascontiguousarray(thumb.transpose(2, 0, 1)))[None]
+        with torch.inference_mode():
+            return self.model.estimate_curve(x.to(self.device))
+
+    def enhance_rgb(
+        self, rgb: NDArray[np.float32], curve: CurveParams | None = None
+    ) -> NDArray[np.float32]:
         """Bare network on one float32 RGB array H×W×3 in [0, 1], no tiling; output clipped.
+
+        Args:
+            rgb: the image.
+            curve: the global curve (a tile gets its whole photo's); None: estimated from
+                ``rgb`` itself (models with the exposure estimator only).
 
         Images thinner than the network's minimum side (a 1-pixel row or column) are
         edge-padded to it and cropped back, so any non-empty image can be enhanced.
@@ -296,10 +340,11 @@ class Enhancer:
         if 0 < min(h, w) < MIN_SIDE:
             padded = np.pad(rgb, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)),
                             mode="edge")
-            return np.ascontiguousarray(self.enhance_rgb(padded)[:h, :w])
+            return np.ascontiguousarray(self.enhance_rgb(padded, curve)[:h, :w])
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
         with torch.inference_mode():
-            y = self.model(x).clamp_(0.0, 1.0)
+            c = None if curve is None else curve.to(self.device)
+            y = self.model(x, c).clamp_(0.0, 1.0)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).to("cpu", torch.float32).numpy())
 
     # ------------------------------------------------------------------ internals
@@ -332,6 +377,7 @@ class Enhancer:
         layout: Layout,
         strength: float,
         brightness: float,
+        curve: CurveParams | None,
         plan: TilePlan,
         progress: Progress,
         cancel: Cancel,
@@ -353,7 +399,7 @@ class Enhancer:
                     raise EnhanceCancelled("enhancement cancelled")
                 tile = image[y : y + plan.tile_h, x : x + plan.tile_w]
                 rgb = brightness_to_network(colour_to_float(tile, layout), brightness)
-                result = self.enhance_rgb(rgb)
+                result = self.enhance_rgb(rgb, curve)
                 result *= wy[j][:, None, None]
                 result *= wx[i][None, :, None]
                 acc[y - acc_start : band_end - acc_start, x : x + plan.tile_w] += result
@@ -382,6 +428,24 @@ class Enhancer:
             base = unit_float(orig, layout.dtype)  # unclipped: strength < 1 keeps the original
             colour = base + np.float32(strength) * (colour - base)
         return assemble(quantize(colour, layout.dtype), original, layout)
+
+
+def thumbnail_rgb(
+    image: NDArray[np.generic], layout: Layout, side: int = THUMBNAIL_SIDE
+) -> NDArray[np.float32]:
+    """The colour of ``image`` averaged over ``f x f`` blocks, float32 RGB, longer side at
+    most ``side`` (as :func:`hybridnet.exposure.thumbnail`; trailing partial blocks are
+    averaged over what they hold). Converted band by band: memory stays small."""
+    h, w = layout.height, layout.width
+    f = max(1, math.ceil(max(h, w) / side))
+    th, tw = -(-h // f), -(-w // f)
+    out = np.empty((th, tw, 3), dtype=np.float32)
+    cols = np.minimum(np.arange(tw + 1) * f, w)
+    for i in range(th):
+        band = colour_to_float(image[i * f : (i + 1) * f], layout).astype(np.float64)
+        sums = np.add.reduceat(band.sum(axis=0), cols[:-1], axis=0)
+        out[i] = sums / (band.shape[0] * np.diff(cols))[:, None]
+    return out
 
 
 def _check_tile_size(tile_size: int | None, overlap: int) -> None:

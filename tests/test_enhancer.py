@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from hybridnet.enhancer import (
     plan_tiles,
 )
 from hybridnet.errors import InvalidImageError
+from hybridnet.exposure import CurveParams, apply_curve
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +116,7 @@ class TestStrength:
         img = _as(_photo(), np.uint16)
 
         class Exploding(HybridNet):
-            def forward(self, image: torch.Tensor) -> torch.Tensor:
+            def forward(self, image: torch.Tensor, curve: object = None) -> torch.Tensor:
                 raise AssertionError("the network must not run at strength 0")
 
         quiet = Enhancer(model=Exploding(HybridNetConfig.tiny()))
@@ -144,8 +147,20 @@ class TestStrength:
 class _Identity(HybridNet):
     """The network replaced by the identity: what the enhancer feeds it comes back."""
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, curve: CurveParams | None = None) -> torch.Tensor:
         return image.clone()
+
+
+class _CurveOnly(HybridNet):
+    """The network with the exposure curve and nothing after it (the real curve code)."""
+
+    def forward(self, image: torch.Tensor, curve: CurveParams | None = None) -> torch.Tensor:
+        assert curve is not None, "the enhancer passes the whole photo's curve"
+        return apply_curve(image, curve)
+
+
+#: A tiny config of the older kind: no exposure estimator, brightness is the gamma.
+LEGACY_TINY = replace(HybridNetConfig.tiny(), exposure=False, residual=False)
 
 
 class TestBrightness:
@@ -155,7 +170,7 @@ class TestBrightness:
         self, dtype: type, b: float
     ) -> None:
         img = _as(_photo(150, 210), dtype)
-        identity = Enhancer(model=_Identity(HybridNetConfig.tiny()))
+        identity = Enhancer(model=_Identity(LEGACY_TINY))
         out = identity.enhance(img, brightness=b, tile_size=136)  # tiles: still per pixel
         expected = _as(img.astype(np.float64) / (1 if dtype is np.float32 else
                                                  np.iinfo(dtype).max), np.float32) ** (3 / (3 + b))
@@ -171,7 +186,7 @@ class TestBrightness:
 
     def test_strength_blends_with_the_original_not_the_lifted_input(self) -> None:
         img = _as(_photo(), np.uint16)
-        identity = Enhancer(model=_Identity(HybridNetConfig.tiny()))
+        identity = Enhancer(model=_Identity(LEGACY_TINY))
         full = identity.enhance(img, brightness=1.0)
         half = identity.enhance(img, strength=0.5, brightness=1.0)
         assert np.abs(half.astype(np.int64) - blend(img, full, 0.5).astype(np.int64)).max() <= 1
@@ -180,6 +195,53 @@ class TestBrightness:
     def test_bad_brightness(self, enhancer: Enhancer, bad: object) -> None:
         with pytest.raises(InvalidImageError, match="brightness"):
             enhancer.enhance(_photo(), brightness=bad)  # type: ignore[arg-type]
+
+
+class TestExposure:
+    """Models with the exposure estimator: one curve per photo, ``ev`` shifts it."""
+
+    @pytest.fixture(scope="class")
+    def curve_only(self) -> Enhancer:
+        torch.manual_seed(0)
+        return Enhancer(model=_CurveOnly(HybridNetConfig.tiny()))
+
+    def test_ev_moves_brightness_monotonically(self, curve_only: Enhancer) -> None:
+        img = _as(_photo(64, 80) * 0.4, np.uint16)
+        means = [curve_only.enhance(img, ev=e).astype(np.float64).mean()
+                 for e in (-3, -2, -1, -0.5, 0, 0.5, 1, 2, 3)]
+        assert all(a < b for a, b in itertools.pairwise(means)), means
+
+    def test_brightness_is_two_stops_per_unit(self, curve_only: Enhancer) -> None:
+        img = _as(_photo(64, 80) * 0.3, np.uint8)
+        assert np.array_equal(curve_only.enhance(img, brightness=0.5),
+                              curve_only.enhance(img, ev=1.0))
+        assert np.array_equal(curve_only.enhance(img, brightness=-0.25, ev=1.0),
+                              curve_only.enhance(img, ev=0.5))
+
+    def test_one_curve_for_every_tile(self, curve_only: Enhancer) -> None:
+        """A tile is lifted as its photo is, not as if it were a photo of its own."""
+        img = _as(_photo(300, 420) * 0.3, np.uint16)
+        img[:150] //= 8  # a much darker top half
+        whole = curve_only.enhance(img, tile_size=10**6)
+        tiled = curve_only.enhance(img, tile_size=136)
+        assert np.abs(whole.astype(np.int64) - tiled.astype(np.int64)).max() <= 1
+
+    def test_estimate_is_on_a_thumbnail_so_size_hardly_matters(self,
+                                                               curve_only: Enhancer) -> None:
+        img = _photo(240, 320) * 0.2
+        small = curve_only.estimate_curve(_as(img[::4, ::4], np.float32))
+        large = curve_only.estimate_curve(_as(img, np.float32))
+        assert abs(float(small.ev[0]) - float(large.ev[0])) < 0.1
+
+    @pytest.mark.parametrize("bad", [3.5, -4, float("nan"), "bright", None, True])
+    def test_bad_ev(self, curve_only: Enhancer, bad: object) -> None:
+        with pytest.raises(InvalidImageError, match="ev must"):
+            curve_only.enhance(_photo(), ev=bad)  # type: ignore[arg-type]
+
+    def test_ev_needs_the_estimator(self) -> None:
+        legacy = Enhancer(model=_Identity(LEGACY_TINY))
+        with pytest.raises(InvalidImageError, match="no exposure estimator"):
+            legacy.enhance(_photo(), ev=1.0)
 
 
 class TestTiling:
@@ -280,23 +342,31 @@ class TestGpuOutOfMemory:
             Enhancer, list[tuple[str, int]]]:
         torch.manual_seed(0)
         enh = Enhancer(model=HybridNet(HybridNetConfig.tiny()), device="cpu")
-        real = enh.enhance_rgb
+        real, real_estimate = enh.enhance_rgb, enh.estimate_curve
         calls: list[tuple[str, int]] = []
 
-        def run(rgb: np.ndarray) -> np.ndarray:
+        def run(rgb: np.ndarray, curve: CurveParams | None = None) -> np.ndarray:
             pixels = rgb.shape[0] * rgb.shape[1]
             calls.append((enh.device.type, pixels))
             if enh.device.type != "cuda":
-                return real(rgb)
+                return real(rgb, curve)
             if limit is None or pixels > limit:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
             enh.device = torch.device("cpu")  # the "GPU" computes on the CPU
             try:
-                return real(rgb)
+                return real(rgb, curve)
             finally:
                 enh.device = torch.device("cuda")
 
+        def estimate(image: np.ndarray) -> CurveParams:
+            device, enh.device = enh.device, torch.device("cpu")  # a thumbnail: fits
+            try:
+                return real_estimate(image)
+            finally:
+                enh.device = device
+
         monkeypatch.setattr(enh, "enhance_rgb", run)
+        monkeypatch.setattr(enh, "estimate_curve", estimate)
         monkeypatch.setattr(enh, "_max_tile_pixels", lambda: 4_000_000)  # no CUDA to ask
         enh.device = torch.device("cuda")
         return enh, calls
