@@ -68,3 +68,37 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
             f"{torch.__version__} ({threads} threads), {gpu}")
+
+
+#: The real dark photo the speed benchmarks enhance (shared data; not in the repository).
+DARK_PHOTO = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lowlight"
+              / "DICM" / "01.jpg")
+
+
+def dark_photo(height: int, width: int, path: Path | None = None):  # type: ignore[no-untyped-def]
+    """A real underexposed photo as ``height x width x 3`` uint8: ``path`` (default
+    :data:`DARK_PHOTO`, or ``$LOWLIGHT_DATA_ROOT/lowlight/DICM/01.jpg``) tiled by
+    mirroring and cropped to the size. Returns the array and a one-line description."""
+    import numpy as np
+
+    from hybridnet.imageio import read_rgb
+
+    root = os.environ.get("LOWLIGHT_DATA_ROOT")
+    source = path or (Path(root) / "lowlight" / "DICM" / "01.jpg" if root else DARK_PHOTO)
+    if not source.is_file():
+        raise SystemExit(f"benchmark photo {source} not found: pass --photo or set "
+                         "LOWLIGHT_DATA_ROOT to the shared data")
+    img = read_rgb(source)
+    reps = (-(-height // img.shape[0]), -(-width // img.shape[1]), 1)
+    pair = np.concatenate([img, img[:, ::-1]], axis=1)
+    tiled = np.tile(pair, (reps[0], -(-reps[1] // 2), 1))
+    out = np.round(tiled[:height, :width] * 255).astype(np.uint8)
+    size = f"{img.shape[1]}x{img.shape[0]}"
+    return out, f"real dark photo {source.name} ({size}) tiled to {width}x{height}"
+
+
+def shipped_weights() -> Path:
+    """The bundled model's weights file."""
+    from hybridnet.enhancer import BUNDLED_WEIGHTS
+
+    return Path(BUNDLED_WEIGHTS)

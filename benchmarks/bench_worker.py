@@ -1,8 +1,8 @@
 """Worker transport overhead and memory (issue #6): 12-megapixel 16-bit RGB on the CPU.
 
-Runs the same enhancement (default config, randomly initialised and saved to a temporary
-file: the cost does not depend on the weights' values; a fixed tile size so both do the
-same tiles) in this process and through a real worker process over its real socket, and
+Runs the same enhancement (the shipped weights on a real dark photo,
+``_common.dark_photo``, as 16 bits; a fixed tile size so both do the same tiles) in this
+process and through a real worker process over its real socket, and
 prints, in one run:
 
 * the in-process time and the worker round trip (medians, alternated so that a shared
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybridnet import Enhancer, HybridNet, HybridNetConfig, save_model
+from hybridnet import Enhancer
 from worker.client import WorkerClient, stop_worker
 
-from _common import machine, table
+from _common import dark_photo, machine, shipped_weights, table
 
 
 def proc_mib(pid: int) -> tuple[float, float]:
@@ -71,14 +71,13 @@ def main() -> None:
     (root / "run").mkdir(mode=0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(root / "run")
     os.environ["XDG_STATE_HOME"] = str(root / "state")
-    torch.manual_seed(0)
-    weights = save_model(HybridNet(HybridNetConfig()), root / "default.safetensors")
-    rng = np.random.default_rng(0)
-    image = (rng.random((args.height, args.width, 3), dtype=np.float32) * 0.2 * 65535
-             ).astype(np.uint16)
+    weights = shipped_weights()
+    photo, described = dark_photo(args.height, args.width)
+    image = photo.astype(np.uint16) * 257
     mib = image.nbytes / 2**20
     print(f"# worker vs in-process, {args.width}x{args.height} uint16 RGB ({mib:.0f} MiB), "
-          f"default config, tile {args.tile_size}, {args.device}")
+          f"shipped weights, tile {args.tile_size}, {args.device}")
+    print(f"# {described}")
     print(f"# {machine()}\n")
 
     enhancer = Enhancer(weights, device=args.device)

@@ -154,3 +154,83 @@ class TestBadFiles:
         )
         with pytest.raises(WeightsError, match="config cannot be used"):
             load_model(path)
+
+
+def _save_raw(model: HybridNet, path: Path, state: dict[str, torch.Tensor]) -> Path:
+    """Write ``state`` under ``model``'s header as another tool might (no flushing)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    save_model(model, path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata=meta)
+    return path
+
+
+class TestFlushTiny:
+    """Weights below 1e-20 are exactly 0 once loaded: denormal products ran 3-4x slower.
+
+    (The speed itself is measured by ``benchmarks/bench_model.py`` on the shipped
+    weights, flushed and not: random weights made tiny do not reproduce the slowdown
+    reliably enough for a timed test on a shared machine.)"""
+
+    @staticmethod
+    def _decayed(seed: int = 0) -> tuple[HybridNet, dict[str, torch.Tensor]]:
+        """A default-size network whose weights are mostly tiny, as weight decay left the
+        shipped model's (denormal-range values among them)."""
+        torch.manual_seed(seed)
+        model = HybridNet(HybridNetConfig.tiny())
+        state = {}
+        for k, v in model.state_dict().items():
+            if v.is_floating_point() and v.ndim == 4:
+                mask = torch.rand_like(v) < 0.8
+                v = torch.where(mask, v.sign() * 1e-39, v)
+            state[k] = v
+        return model, state
+
+    def test_tiny_weights_load_as_zero_and_the_rest_unchanged(self, tmp_path: Path) -> None:
+        model, state = self._decayed()
+        loaded = load_model(_save_raw(model, tmp_path / "d.safetensors", state))
+        for k, v in loaded.state_dict().items():
+            tiny = state[k].abs() < 1e-20
+            assert (v[tiny] == 0).all(), k
+            assert torch.equal(v[~tiny], state[k][~tiny]), k
+
+    def test_saving_flushes_too(self, tmp_path: Path) -> None:
+        from safetensors.torch import load_file
+
+        model, state = self._decayed()
+        model.load_state_dict(state)
+        saved = load_file(str(save_model(model, tmp_path / "s.safetensors")))
+        assert all(not ((t != 0) & (t.abs() < 1e-20)).any() for t in saved.values())
+
+    def test_same_output_as_the_unflushed_weights(self, tmp_path: Path) -> None:
+        model, state = self._decayed()
+        model.load_state_dict(state)
+        model.eval()
+        loaded = load_model(_save_raw(model, tmp_path / "d.safetensors", state))
+        x = torch.rand(1, 3, 40, 48)
+        with torch.inference_mode():
+            assert torch.equal(model(x), loaded(x))
+
+    def test_the_enhancer_flushes_denormal_activations(self) -> None:
+        """Activations (the RNN's decaying hidden state, dead channels) can fall into the
+        denormal range whatever the weights: the enhancer turns flush-to-zero on."""
+        from hybridnet.enhancer import Enhancer
+
+        torch.set_flush_denormal(False)
+        product = torch.tensor([1e-30]) * torch.tensor([1e-10])
+        if product.item() == 0.0:
+            pytest.fail("this CPU flushes denormals by itself: the check below proves nothing")
+        Enhancer(model=HybridNet(HybridNetConfig.tiny()))
+        assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0
+
+    def test_non_finite_weights_are_refused(self, tmp_path: Path) -> None:
+        model = HybridNet(HybridNetConfig.tiny())
+        state = dict(model.state_dict())
+        key = next(k for k, v in state.items() if v.is_floating_point())
+        state[key] = state[key].clone()
+        state[key].view(-1)[0] = float("nan")
+        with pytest.raises(WeightsError, match="NaN or infinite weights"):
+            load_model(_save_raw(model, tmp_path / "n.safetensors", state))
