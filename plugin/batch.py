@@ -301,6 +301,17 @@ class BatchPlan:
         return len(self.todo) + len(self.done) + len(self.existing) + len(self.refused)
 
 
+def _make_folder(folder: Path) -> None:
+    """Create an output sub-folder (a batch with sub-folders mirrors them), or say why not."""
+    from hybridnet.imageio import ImageFileError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageFileError(f"cannot create the output folder {folder} "
+                             f"({exc.strerror or exc}); check its permissions") from None
+
+
 def plan(options: BatchOptions) -> BatchPlan:
     """Discover the photos and decide, for each, whether it is to do, done or refused.
 
@@ -624,6 +635,7 @@ class BatchRunner:
                     loaded = read_image(item.source)
                     summary.notices.extend(f"{item.source.name}: {n}" for n in loaded.notes)
                     result = self._enhance(loaded.pixels, item, summary, eta)
+                    _make_folder(item.target.parent)  # sub-folders of --recursive mirrored
                     write_image(item.target, result, loaded.metadata, overwrite=False)
                 except Cancelled:
                     summary.cancelled = True

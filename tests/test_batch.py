@@ -185,6 +185,40 @@ class TestPlanning:
 
 
 class TestRealWorker:
+    def test_recursive_mirrors_sub_folders(self, tmp_path: Path, worker: list[str],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """Sub-folders (spaces and non-ASCII in the names too) are created in the output,
+        from the command line as from the panel's runner, and a rerun redoes nothing."""
+        src, out = tmp_path / "in", tmp_path / "out"
+        folders = [src, src / "sub", src / "sub" / "deeper", src / "Été 2024" / "ночь"]
+        for i, folder in enumerate(folders):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_image(folder / f"a{i}.png", tw.dark_image(40, 56, np.uint8, seed=i))
+        code = main(["batch", "--recursive", str(src), str(out), "-q", *worker[:4]])
+        assert code == 0, capsys.readouterr().err
+        for i, folder in enumerate(folders):
+            target = out / folder.relative_to(src) / f"a{i}_enhanced.png"
+            assert target.is_file(), target
+            assert read_image(target).pixels.shape == (40, 56, 3)
+        before = _snapshot(out)
+        again = BatchRunner(_opts(src, out, recursive=True), start_args=worker).run()
+        assert again.complete and not again.enhanced and len(again.already_done) == 4
+        assert _snapshot(out) == before
+
+    def test_output_sub_folder_that_cannot_be_made_fails_only_its_files(
+            self, tmp_path: Path, worker: list[str]) -> None:
+        src, out = tmp_path / "in", tmp_path / "out"
+        (src / "sub").mkdir(parents=True)
+        write_image(src / "a.png", tw.dark_image(40, 56, np.uint8, seed=1))
+        write_image(src / "sub" / "b.png", tw.dark_image(40, 56, np.uint8, seed=2))
+        out.mkdir()
+        (out / "sub").write_text("a file where the folder should go")
+        summary = BatchRunner(_opts(src, out, recursive=True), start_args=worker).run()
+        assert [p.name for p in summary.enhanced] == ["a_enhanced.png"]
+        assert len(summary.failures) == 1 and "cannot create the output folder" in \
+            summary.failures[0].reason
+        assert (out / "sub").read_text() == "a file where the folder should go"
+
     def test_dozen_files_one_broken_then_nothing_redone(
         self, tmp_path: Path, worker: list[str]
     ) -> None:
