@@ -31,6 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--steps", type=int, default=8000, help="Adam steps (8000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--estimator", type=Path, default=None, metavar="WEIGHTS",
+                   help="take the trained estimator from this weights file instead of "
+                        "training one (the estimator does not depend on the network, so one "
+                        "trained beside a long run can be put into its final weights)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(handler=run)
 
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from hybridnet.errors import WeightsError
     from hybridnet.train_exposure import fit_into_network
-    from hybridnet.weights_io import save_model
+    from hybridnet.weights_io import load_model, read_metadata, save_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     root = args.data_root or default_data_root()
     try:
         network, source = _load_network(args.network)
-        train = [load_rgb8(p) for p in list_images([root / f for f in TRAIN_SPLIT])]
-        val = [load_rgb8(p) for p in list_images([root / f for f in VALIDATION_SPLIT])]
+        train, val = [], []
+        if args.estimator is None:
+            train = [load_rgb8(p) for p in list_images([root / f for f in TRAIN_SPLIT])]
+            val = [load_rgb8(p) for p in list_images([root / f for f in VALIDATION_SPLIT])]
     except (WeightsError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         print(f"lowlight train-exposure: {exc}", file=sys.stderr)
         return 2
@@ -84,11 +90,25 @@ def run(args: argparse.Namespace) -> int:
               "(its config has exposure off)", file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    network, report = fit_into_network(network, train, val, samples=args.samples,
-                                       steps=args.steps, seed=args.seed)
-    meta = {"network": source, "estimator_samples": str(args.samples),
-            "estimator_steps": str(args.steps), "estimator_seed": str(args.seed),
-            **{k: f"{v:.3f}" for k, v in report.items()}}
+    if args.estimator is not None:
+        try:
+            donor = load_model(args.estimator)
+            if donor.exposure is None:
+                raise WeightsError(f"{args.estimator} has no exposure estimator")
+            network.exposure.load_state_dict(donor.exposure.state_dict())
+        except (WeightsError, RuntimeError) as exc:
+            print(f"lowlight train-exposure: --estimator: {exc}", file=sys.stderr)
+            return 2
+        meta = {"network": source, "estimator_from": str(args.estimator),
+                **{k: v for k, v in read_metadata(args.estimator).items()
+                   if k.startswith(("estimator_", "median |EV error|"))}}
+        report: dict[str, float] = {}
+    else:
+        network, report = fit_into_network(network, train, val, samples=args.samples,
+                                           steps=args.steps, seed=args.seed)
+        meta = {"network": source, "estimator_samples": str(args.samples),
+                "estimator_steps": str(args.steps), "estimator_seed": str(args.seed),
+                **{k: f"{v:.3f}" for k, v in report.items()}}
     save_model(network, args.out, metadata=meta)
     for k, v in report.items():
         print(f"{k}: {v:.3f} stops")

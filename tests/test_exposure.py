@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +226,80 @@ class TestFitIntoNetwork:
         changed = {k for k in after if not torch.equal(after[k], before[k])}
         assert changed and all(k.startswith("exposure.") for k in changed)
         assert set(report) == {"median |EV error| camera", "median |EV error| gamma"}
+
+
+class TestTrainExposureCommand:
+    """``lowlight train-exposure`` on a tiny data root and a tiny network."""
+
+    @pytest.fixture(scope="class")
+    def root(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from PIL import Image
+
+        from hybridnet.data import TRAIN_SPLIT, VALIDATION_SPLIT
+
+        root = tmp_path_factory.mktemp("data")
+        for n, folder in enumerate((*TRAIN_SPLIT, *VALIDATION_SPLIT)):
+            (root / folder).mkdir(parents=True)
+            for i in range(2):
+                img = np.round(_scene(10 * n + i, 48, 64) * 255).astype(np.uint8)
+                Image.fromarray(img).save(root / folder / f"{i}.png")
+        return root
+
+    @pytest.fixture(scope="class")
+    def network(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from hybridnet import HybridNet, HybridNetConfig, save_model
+
+        torch.manual_seed(0)
+        return save_model(HybridNet(HybridNetConfig.tiny()),
+                          tmp_path_factory.mktemp("n") / "net.safetensors")
+
+    def _run(self, *args: str) -> int:
+        from lowlight.cli import main
+
+        return main(["train-exposure", *args])
+
+    def test_trains_and_writes_a_loadable_file(self, root: Path, network: Path,
+                                               tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+        from hybridnet import load_model
+        from hybridnet.weights_io import read_metadata
+
+        out = tmp_path / "m.safetensors"
+        code = self._run(str(network), "--out", str(out), "--data-root", str(root),
+                         "--samples", "40", "--steps", "20")
+        assert code == 0, capsys.readouterr().err
+        assert "median |EV error| camera" in capsys.readouterr().out
+        got, before = load_model(out), load_model(network)
+        assert read_metadata(out)["estimator_steps"] == "20"
+        assert got.exposure is not None and before.exposure is not None
+        assert not torch.equal(got.exposure.net[4].weight, before.exposure.net[4].weight)
+        assert torch.equal(got.out.weight, before.out.weight)  # the network is untouched
+        # the estimator moved into another network's file, and from a run's checkpoint
+        ckpt = tmp_path / "checkpoint.pt"
+        from hybridnet.train import TrainConfig
+
+        torch.save({"train_config": TrainConfig(model=before.config).to_json(),
+                    "model": before.state_dict(), "iteration": 7}, ckpt)
+        again = tmp_path / "again.safetensors"
+        assert self._run(str(ckpt), "--out", str(again), "--estimator", str(out)) == 0
+        moved = load_model(again)
+        assert moved.exposure is not None
+        assert torch.equal(moved.exposure.net[4].weight, got.exposure.net[4].weight)
+        assert "iteration 7" in read_metadata(again)["network"]
+
+    def test_refuses_to_overwrite(self, network: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+        out = tmp_path / "exists.safetensors"
+        out.write_bytes(b"mine")
+        assert self._run(str(network), "--out", str(out), "--estimator", str(network)) == 2
+        assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"mine"
+
+    def test_a_network_without_the_estimator_is_a_usage_error(
+            self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        from hybridnet import HybridNet, HybridNetConfig, save_model
+
+        legacy = save_model(HybridNet(replace(HybridNetConfig.tiny(), exposure=False,
+                                              residual=False)), tmp_path / "old.safetensors")
+        assert self._run(str(legacy), "--out", str(tmp_path / "x.safetensors"),
+                         "--estimator", str(legacy)) == 2
+        assert "no exposure estimator" in capsys.readouterr().err
