@@ -105,8 +105,10 @@ def register(subparsers: Any) -> None:
                    help="0..1 or 0%%..100%% blend with the original, or 'auto' from the "
                         "photo's exposure (default 1)")
     p.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
-                   help="-1..1: how dark the model takes the photo to be; 1 gives a brighter "
-                        "result, -1 a darker one (default 0; unlike --strength it can lift)")
+                   help="-1..1 from the automatic exposure (default 0: estimated from the "
+                        "photo): +0.5 is one stop (EV) brighter, -0.5 one darker, +-1 two "
+                        "(older weights files: how dark the model takes the photo to be); "
+                        "unlike --strength it can lift")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (inputs are never replaced)")
     p.add_argument("--weights", type=Path, help="model weights (default: the bundled model)")

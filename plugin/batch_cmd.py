@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strength", type=parse_strength, default=1.0, metavar="S|auto",
                    help="0..1 or 0%%..100%%, or 'auto' from each photo's exposure (default 1)")
     p.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
-                   help="-1..1: how dark the model takes each photo to be; 1 gives brighter "
-                        "results, -1 darker ones (default 0; unlike --strength it can lift)")
+                   help="-1..1 from each photo's automatic exposure (default 0): +0.5 is one "
+                        "stop (EV) brighter, -0.5 one darker, +-1 two; unlike --strength it "
+                        "can lift")
     p.add_argument("--format", dest="output_format", choices=list(FORMATS), default="same",
                    help="output format (default: same as each input)")
     p.add_argument("--pattern", default=DEFAULT_PATTERN,

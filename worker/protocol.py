@@ -55,8 +55,9 @@ key             value                                                       ops
 ``layout``      ``"gray"`` (C = 1 or no C), ``"gray+alpha"`` (2),           enhance
                 ``"rgb"`` (3), ``"rgba"`` (4): must agree with ``shape``
 ``strength``    number in [0, 1] or ``"auto"`` (default 1)                  enhance
-``brightness``  number in [-1, 1] (default 0): the photo is enhanced as if   enhance
-                darkened by gamma 3 + brightness (:mod:`hybridnet.contract`)
+``brightness``  number in [-1, 1] (default 0): 2 stops per unit from the     enhance
+                automatic exposure (older weights: as if darkened by gamma
+                3 + brightness), :func:`hybridnet.contract.brightness_to_ev`
 ``tile_size``   ``null`` (worker decides) or an int in [136, 65536]          enhance
 ``target``      id of the request to cancel (same connection)              cancel
 ==============  ==========================================================  =========

@@ -158,8 +158,8 @@ class BatchTab(QWidget):
         self.brightness_spin.setSingleStep(5)
         self.brightness_spin.setAccessibleName("Batch brightness value")
         for w in (self.brightness_slider, self.brightness_spin):
-            w.setToolTip("How dark the network takes each photo to be: above 0 for brighter "
-                         "results, below 0 for darker ones (unlike strength, it can lift)")
+            w.setToolTip("From each photo's automatic exposure (0): +50 is one stop brighter, "
+                         "-50 one stop darker, +-100 two (unlike strength, it can lift)")
         self.brightness_slider.valueChanged.connect(self.brightness_spin.setValue)
         self.brightness_spin.valueChanged.connect(self.brightness_slider.setValue)
         self.format_box = QComboBox()

@@ -322,8 +322,9 @@ class MainWindow(QMainWindow):
         self.brightness_slider.setMinimumWidth(100)
         self.brightness_slider.setAccessibleName("Brightness")
         self.brightness_slider.setToolTip(
-            "How dark the network takes the photo to be: right for a brighter result, left "
-            "for a darker one. Unlike strength it runs the network again, once you let go")
+            "From the automatic exposure (0, estimated from the photo): +50 is one stop "
+            "brighter, -50 one stop darker, +-100 two. Unlike strength it runs the network "
+            "again, once you let go")
         self.brightness_slider.valueChanged.connect(self._on_brightness)
         self.brightness_slider.sliderReleased.connect(self._apply_brightness)
         self.brightness_value = QLabel("0")
@@ -337,8 +338,7 @@ class MainWindow(QMainWindow):
                 style.standardIcon(QStyle.StandardPixmap.SP_DialogResetButton))
         self.brightness_reset.setAutoRaise(True)
         self.brightness_reset.setAccessibleName("Reset brightness")
-        self.brightness_reset.setToolTip("Brightness back to 0: the photo as the network "
-                                         "sees it")
+        self.brightness_reset.setToolTip("Brightness back to 0: the automatic exposure")
         self.brightness_reset.clicked.connect(self.reset_brightness)
         self._brightness_timer = QTimer(self)
         self._brightness_timer.setSingleShot(True)

@@ -557,9 +557,9 @@ class EnhanceLowLight(Gimp.PlugIn):
                                        False, GObject.ParamFlags.READWRITE)
         procedure.add_double_argument(
             "brightness", _("_Brightness"),
-            _("How bright the result is: +1 brighter, -1 darker, 0 as the model sees the "
-              "photo. Unlike strength, which only blends toward the original, this changes "
-              "what the network is given, so the network runs anew"),
+            _("How bright the result is: 0 the automatic exposure, +0.5 one stop brighter, "
+              "-0.5 one darker, +-1 two. Unlike strength, which only blends toward the "
+              "original, this changes what the network is given, so the network runs anew"),
             -1.0, 1.0, 0.0, GObject.ParamFlags.READWRITE)
         return procedure
 
