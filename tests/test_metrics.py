@@ -9,15 +9,22 @@ import numpy as np
 import pytest
 
 from hybridnet.metrics import (
+    black_point,
     brightness,
     colour_cast,
+    colourfulness,
     lab_mean_ab,
     mse_hsv,
+    newly_clipped_white,
     noise_sigma,
+    photo_stats,
     psnr,
     rgb_to_hsv,
     rgb_to_lab,
+    rms_contrast,
     ssim,
+    wavelet_noise_sigma,
+    white_point,
 )
 
 
@@ -207,3 +214,73 @@ class TestColourCast:
         a_bar, _ = lab_mean_ab(green)
         assert a_bar < -5.0
         assert colour_cast(gray * np.array([1.0, 1.0, 0.95])) < colour_cast(warm)
+
+
+class TestBlackWhitePoint:
+    def test_percentiles_of_luma(self) -> None:
+        ramp = np.repeat(np.linspace(0, 1, 101)[None, :, None], 3, axis=2)
+        assert black_point(ramp) == pytest.approx(0.01 * 255, abs=1e-6)
+        assert white_point(ramp) == pytest.approx(0.99 * 255, abs=1e-6)
+        assert black_point(ramp + 0.1) > black_point(ramp)  # haze lifts it
+
+
+class TestRmsContrast:
+    def test_std_of_luma(self) -> None:
+        img = np.zeros((2, 2, 3))
+        img[0] = 1.0  # half white, half black: std 0.5
+        assert rms_contrast(img) == pytest.approx(127.5)
+        assert rms_contrast(np.full((4, 4, 3), 0.3)) == 0.0
+
+
+class TestColourfulness:
+    def test_grey_is_zero_and_saturated_is_high(self) -> None:
+        rng = np.random.default_rng(0)
+        grey = np.repeat(rng.random((16, 16, 1)), 3, axis=2)
+        assert colourfulness(grey) == pytest.approx(0.0, abs=1e-9)
+        colours = rng.random((16, 16, 3))
+        assert colourfulness(colours) > 45
+
+    def test_hasler_suesstrunk_formula(self) -> None:
+        img = np.zeros((1, 2, 3))
+        img[0, 0] = (1, 0, 0)  # rg 255, yb 127.5
+        img[0, 1] = (0, 0, 1)  # rg 0, yb -255
+        rg, yb = np.array([255, 0.0]), np.array([127.5, -255])
+        expected = math.hypot(rg.std(), yb.std()) + 0.3 * math.hypot(rg.mean(), yb.mean())
+        assert colourfulness(img) == pytest.approx(expected)
+
+
+class TestWaveletNoiseSigma:
+    @pytest.mark.parametrize("sigma", [1.0, 4.0, 10.0])
+    def test_white_noise_on_a_smooth_image(self, sigma: float) -> None:
+        rng = np.random.default_rng(int(sigma))
+        yy, xx = np.mgrid[0:256, 0:256] / 256
+        base = 0.4 + 0.2 * np.sin(3 * xx + 2 * yy)
+        grey = np.clip(base + rng.normal(0, sigma / 255, base.shape), 0, 1)
+        img = np.repeat(grey[..., None], 3, axis=2)
+        assert wavelet_noise_sigma(img) == pytest.approx(sigma, rel=0.08)
+
+    def test_matches_pywavelets_when_installed(self) -> None:
+        pywt = pytest.importorskip("pywt")
+        rng = np.random.default_rng(3)
+        img = rng.random((37, 50, 3))
+        y = (img @ np.array([0.2126, 0.7152, 0.0722])) * 255
+        _, (_, _, diagonal) = pywt.dwt2(y, "db2", mode="symmetric")
+        ref = np.median(np.abs(diagonal[diagonal != 0])) / 0.6744897501960817
+        # our luma: the module's own weights; compare through the same luma
+        assert wavelet_noise_sigma(img) == pytest.approx(ref, rel=1e-6)
+
+    def test_tiny_images_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="at least 2x2"):
+            wavelet_noise_sigma(np.zeros((1, 5, 3)))
+
+
+class TestPhotoStats:
+    def test_every_field(self) -> None:
+        rng = np.random.default_rng(1)
+        before = rng.random((32, 32, 3)) * 0.3
+        after = np.clip(before * 4, 0, 1)
+        stats = photo_stats(after, before)
+        assert stats.mean_luma == pytest.approx(brightness(after) * 255)
+        assert stats.new_white == pytest.approx(newly_clipped_white(before, after))
+        assert stats.new_white > 0 and photo_stats(after).new_white == 0
+        assert stats.black_point < stats.white_point
