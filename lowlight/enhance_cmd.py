@@ -216,9 +216,17 @@ class WorkerEngine:
         progress: Callable[[int, int], None] | None,
         brightness: float = 0.0,
     ) -> NDArray[Any]:
+        told: list[bool] = []
+
+        def waiting(_seconds: float) -> None:
+            if not told:  # once per photo: the queue is another program's, not an error
+                told.append(True)
+                print("lowlight enhance: the worker is busy with other images; waiting for "
+                      "a turn", file=sys.stderr)
+
         out = self.client.enhance(pixels, strength,  # type: ignore[arg-type]
                                   progress=progress, tile_size=self.tile_size,
-                                  brightness=brightness)
+                                  brightness=brightness, on_wait=waiting)
         for notice in self.client.notices:
             print(f"lowlight enhance: note: {notice}", file=sys.stderr)
         return out

@@ -721,3 +721,43 @@ def test_enhance_command_same_output_with_and_without_worker(
         assert _enhance(src, "-o", tmp_path / "o2.png", "--weights", other, "--no-worker") == 0
         assert (tmp_path / "o.png").read_bytes() == (tmp_path / "o2.png").read_bytes()
         assert env.log.read_text().count("enhancing") == requests_before + 1
+
+
+def test_more_clients_than_the_queue_wait_their_turn(weights: Path, reference: Enhancer) -> None:
+    """Twelve clients at once into a worker with room for two: none fails, every result is
+    the in-process one, and the ones that waited were told so (no internal class names)."""
+    with private_env(weights) as env:
+        start = [*env.start_args(), "--max-queue", "2"]
+        inputs = [_image((120, 140, 3), np.uint8, seed=500 + c) for c in range(12)]
+        results: dict[int, np.ndarray] = {}
+        notices: dict[int, list[str]] = {}
+        waits: dict[int, int] = {}
+        errors: list[BaseException] = []
+        WorkerClient(start_args=start).hello()  # one worker, started with the small queue
+
+        def run(c: int) -> None:
+            try:
+                with WorkerClient(autostart=False, runtime_dir=env.folder) as cl:
+                    waits[c] = 0
+
+                    def waited(_s: float) -> None:
+                        waits[c] += 1
+
+                    results[c] = cl.enhance(inputs[c], tile_size=136, on_wait=waited)
+                    notices[c] = cl.notices
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
+        assert not errors, errors
+        assert len(results) == 12
+        for c, out in results.items():
+            assert np.array_equal(out, reference.enhance(inputs[c], tile_size=136)), c
+        queued = [c for c, n in waits.items() if n]
+        assert queued, "with room for 2 of 12, some clients must have waited"
+        for c in queued:
+            assert any("waited" in n and "for its turn" in n for n in notices[c]), notices[c]

@@ -97,6 +97,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the network (default: torch's choice)")
     p.add_argument("--max-pixels", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--max-queue", type=int, default=None, help=argparse.SUPPRESS)
     _runtime_option(p)
 
 
@@ -119,6 +120,8 @@ def _run_args(args: argparse.Namespace) -> list[str]:
         out += ["--threads", str(args.threads)]
     if args.max_pixels:
         out += ["--max-pixels", str(args.max_pixels)]
+    if args.max_queue:
+        out += ["--max-queue", str(args.max_queue)]
     return out
 
 
@@ -263,7 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         weights=args.weights.expanduser().resolve() if args.weights else None,
         device=args.device, tcp=args.tcp, idle_timeout=args.idle_timeout,
         threads=args.threads, runtime_dir=args.runtime_dir, max_pixels=args.max_pixels,
-        ready_fd=args.ready_fd,
+        max_queue=args.max_queue, ready_fd=args.ready_fd,
     ))
 
 

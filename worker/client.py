@@ -84,6 +84,11 @@ _POLL_MS: Final = 50
 Strength = float | Literal["auto"]
 ProgressFn = Callable[[int, int], None]
 CancelArg = threading.Event | Callable[[], bool] | None
+#: ``on_wait(seconds_waited)`` while a busy worker has no place for the image yet.
+WaitFn = Callable[[float], None]
+#: Pauses between asks when the worker's queue is full (growing by half each time).
+BUSY_POLL_MIN_S = 0.1
+BUSY_POLL_MAX_S = 1.0
 
 
 class ConnectionState(StrEnum):
@@ -188,8 +193,13 @@ class WorkerClient:
         cancel: CancelArg = None,
         tile_size: int | None = None,
         brightness: float = 0.0,
+        on_wait: WaitFn | None = None,
     ) -> NDArray[Any]:
         """Enhance ``image`` in the worker; blocks, same shape and dtype out.
+
+        A worker whose queue is full (other clients' images) is not an error: the call
+        waits its turn, asking again with a growing pause (at most
+        :data:`BUSY_POLL_MAX_S`), and ``on_wait(seconds_waited)`` is called each time.
 
         Args:
             image: an array of the image contract (:mod:`hybridnet.contract`).
@@ -199,7 +209,8 @@ class WorkerClient:
                 when set, the worker is told and :class:`Cancelled` is raised (the job
                 stops within one tile).
             tile_size: maximum tile side (default: the worker decides from its memory).
-            brightness: -1..1; 0 as the model sees the photo, 1 brighter, -1 darker.
+            brightness: -1..1; 0 the automatic exposure, 1 brighter, -1 darker.
+            on_wait: called while waiting for a place in a busy worker's queue.
 
         Raises:
             Cancelled: ``cancel`` fired.
@@ -234,8 +245,7 @@ class WorkerClient:
                 )
             fields = {**spec.to_fields(), "strength": strength if strength == "auto"
                       else float(strength), "tile_size": tile_size, "brightness": brightness}
-            reply, pixels = self._call(Op.ENHANCE, fields, frame, progress=progress,
-                                       cancel=cancel)
+            reply, pixels = self._call_in_turn(fields, frame, progress, cancel, on_wait)
             result_spec = PixelSpec.parse(reply.fields, Limits(max_pixels=spec.pixels,
                                                                max_side=1 << 30))
             if pixels is None or result_spec != spec:
@@ -245,10 +255,39 @@ class WorkerClient:
             if out.dtype != image.dtype:
                 out = out.astype(image.dtype)
             notices = reply.fields.get("notices", [])
-            self.notices = [str(n) for n in notices] if isinstance(notices, list) else []
+            waited = self.notices  # what _call_in_turn said about waiting
+            self.notices = waited + ([str(n) for n in notices] if isinstance(notices, list)
+                                     else [])
             compute = reply.fields.get("compute_s")
             self.last_compute_s = float(compute) if isinstance(compute, int | float) else None
             return out
+
+    def _call_in_turn(
+        self, fields: dict[str, Any], frame: NDArray[Any], progress: ProgressFn | None,
+        cancel: CancelArg, on_wait: WaitFn | None,
+    ) -> tuple[Reply, zmq.Frame | None]:
+        """:meth:`_call` for one image, waiting while the worker's queue is full."""
+        waited, pause = 0.0, BUSY_POLL_MIN_S
+        while True:
+            try:
+                reply = self._call(Op.ENHANCE, fields, frame, progress=progress, cancel=cancel)
+            except WorkerError as exc:
+                if exc.code != ErrorCode.BUSY.value:
+                    raise
+            else:
+                if waited:
+                    self.notices = [f"the worker was busy with other images; this one "
+                                    f"waited {waited:.0f} s for its turn"]
+                return reply
+            if on_wait is not None:
+                on_wait(waited)
+            end = time.monotonic() + pause
+            while time.monotonic() < end:
+                if _cancelled(cancel):
+                    raise Cancelled()
+                time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+            waited += pause
+            pause = min(pause * 1.5, BUSY_POLL_MAX_S)
 
     def shutdown(self) -> None:
         """Ask the running worker to exit (nothing happens when none runs); waits for it."""

@@ -40,7 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -109,6 +109,7 @@ class ServerOptions:
     threads: int | None = None
     runtime_dir: Path | None = None
     max_pixels: int | None = None
+    max_queue: int | None = None
     ready_fd: int | None = None
 
 
@@ -734,7 +735,13 @@ def serve(options: ServerOptions) -> int:
         log.info("starting (pid %d, app %s, protocol %d)", os.getpid(), __version__,
                  PROTOCOL_VERSION)
         model = load_model(options.weights, options.device, options.threads)
-        limits = Limits() if options.max_pixels is None else Limits(max_pixels=options.max_pixels)
+        limits = Limits()
+        if options.max_pixels is not None:
+            limits = replace(limits, max_pixels=options.max_pixels)
+        if options.max_queue is not None:
+            limits = replace(limits, max_queue=options.max_queue,
+                             max_jobs_per_connection=min(limits.max_jobs_per_connection,
+                                                         options.max_queue))
         try:
             server = WorkerServer(model, limits=limits, idle_timeout=options.idle_timeout,
                                   directory=directory, tcp=options.tcp)
