@@ -169,7 +169,7 @@ def train_estimator(
         opt.step()
         sched.step()
         if (step + 1) % 500 == 0:
-            log.info("estimator step %d  loss %.5g", step + 1, float(loss))
+            log.info("estimator step %d  loss %.5g", step + 1, float(loss.detach()))
     return model.eval()
 
 
