@@ -273,6 +273,7 @@ def _enhance_all(
 ) -> int:
     from hybridnet.imageio import ImageFileError, read_image, write_image
     from lowlight.progress import ProgressBar
+    from worker.client import WorkerError
 
     engine: Engine | None = None
     done: list[Path] = []
@@ -312,15 +313,13 @@ def _enhance_all(
             done.append(job.target)
         except (ImageFileError, FileExistsError) as exc:
             failures.append(str(exc) if str(exc).startswith(name) else f"{name}: {exc}")
-            if not single:
-                print(failures[-1], file=sys.stderr)
         except EngineError as exc:
             print(f"lowlight enhance: {exc}", file=sys.stderr)
             return 2
         except Exception as exc:  # one bad file must not stop the others
-            failures.append(f"{name}: {type(exc).__name__}: {exc}")
-            if not single:
-                print(failures[-1], file=sys.stderr)
+            failures.append(f"{name}: {exc}" if isinstance(exc, WorkerError) else
+                            f"{name}: unexpected error ({type(exc).__name__}: {exc}); "
+                            "please report it with this line")
         files_bar.update(1, info=job.source.name)
     if files_bar.enabled:
         files_bar.close()

@@ -184,6 +184,7 @@ class TestBadInput:
         text = "\n".join(summary)
         for name in ("missing.png", "text.jpg", "empty.png", "cut.png"):
             assert name in text
+            assert err.count(f"{name}:") == 1, err  # once, in the summary
         assert "no such file" in text and "truncated" in text
         # CMYK and palette files are converted (and the user is told so), not refused
         assert "print.jpg: note: CMYK" in err and "palette.png: note: palette" in err
