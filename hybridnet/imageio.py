@@ -100,6 +100,7 @@ images are never copied more than about twice (50 MP 16-bit TIFF: ~600 MB peak).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -132,6 +133,7 @@ __all__ = [
     "output_format_for",
     "read_image",
     "read_rgb",
+    "remove_linked_temporaries",
     "write_image",
 ]
 
@@ -1914,6 +1916,36 @@ def _atomic_write(target: Path, write: Callable[[IO[bytes]], None], overwrite: b
             pass
         raise
     _fsync_folder(folder)
+
+
+def remove_linked_temporaries(folder: Path) -> list[Path]:
+    """Remove the ``.NAME.tmp-XXXX`` files of ``folder`` that are hard links of ``NAME``.
+
+    An atomic write links its temporary to the target and then unlinks the temporary; a
+    process killed between the two leaves the temporary behind. Such a file is the same
+    inode as the target, so removing it loses nothing (a temporary whose write did not
+    finish is not a link of anything and is left to the batch journal). Returns the
+    files removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") or ".tmp-" not in name:
+            continue
+        target = folder / name[1:].rsplit(".tmp-", 1)[0]
+        try:
+            a, b = entry.stat(follow_symlinks=False), os.stat(target, follow_symlinks=False)
+        except OSError:
+            continue
+        if (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev) and a.st_nlink >= 2:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def _move_no_clobber(tmp: Path, target: Path) -> None:

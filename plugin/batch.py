@@ -598,7 +598,12 @@ class BatchRunner:
         Raises:
             BatchError: the batch cannot start (see :func:`plan`, :meth:`Journal.open`).
         """
-        from hybridnet.imageio import ImageFileError, read_image, write_image
+        from hybridnet.imageio import (
+            ImageFileError,
+            read_image,
+            remove_linked_temporaries,
+            write_image,
+        )
         from worker.client import Cancelled, WorkerError
 
         opts = self.options
@@ -617,6 +622,8 @@ class BatchRunner:
                                failures=list(the_plan.refused))
         for item in the_plan.unfinished:
             _remove_stale_temporaries(item.target)
+        for folder in {i.target.parent for i in (*the_plan.done, *the_plan.existing)}:
+            remove_linked_temporaries(folder)  # a kill between link and unlink
         busy_s = 0.0
         timed = 0
         try:

@@ -205,6 +205,22 @@ class TestRealWorker:
         assert again.complete and not again.enhanced and len(again.already_done) == 4
         assert _snapshot(out) == before
 
+    def test_rerun_removes_a_temporary_left_between_link_and_unlink(
+            self, tmp_path: Path, worker: list[str]) -> None:
+        src, out = tmp_path / "in", tmp_path / "out"
+        _photos(src, 2)
+        assert BatchRunner(_opts(src, out), start_args=worker).run().complete
+        target = out / "p00_enhanced.jpg"
+        leftover = out / ".p00_enhanced.jpg.tmp-0123456789ab"
+        os.link(target, leftover)  # what a kill after os.link, before os.unlink, leaves
+        unrelated = out / ".p01_enhanced.jpg.tmp-ffffffffffff"
+        unrelated.write_bytes(b"not a link of anything")
+        data = target.read_bytes()
+        again = BatchRunner(_opts(src, out), start_args=worker).run()
+        assert again.complete and not again.enhanced
+        assert not leftover.exists() and target.read_bytes() == data
+        assert unrelated.exists()  # not a finished write's link: not ours to judge here
+
     def test_output_sub_folder_that_cannot_be_made_fails_only_its_files(
             self, tmp_path: Path, worker: list[str]) -> None:
         src, out = tmp_path / "in", tmp_path / "out"

@@ -1088,3 +1088,21 @@ class TestBadInput:
         loaded = read_image(tmp_path / "a.dat")
         assert loaded.metadata.format == "PNG"
         np.testing.assert_array_equal(loaded.pixels, pixels)
+
+
+class TestRemoveLinkedTemporaries:
+    def test_only_links_of_their_target_go(self, tmp_path: Path) -> None:
+        from hybridnet.imageio import remove_linked_temporaries
+
+        target = tmp_path / "a.png"
+        target.write_bytes(b"result")
+        linked = tmp_path / ".a.png.tmp-000000000000"
+        os.link(target, linked)
+        partial = tmp_path / ".b.png.tmp-111111111111"  # b.png does not exist
+        partial.write_bytes(b"half")
+        copy = tmp_path / ".c.png.tmp-222222222222"  # same bytes, another inode
+        (tmp_path / "c.png").write_bytes(b"result")
+        copy.write_bytes(b"result")
+        assert remove_linked_temporaries(tmp_path) == [linked]
+        assert target.read_bytes() == b"result" and partial.exists() and copy.exists()
+        assert remove_linked_temporaries(tmp_path / "missing") == []
