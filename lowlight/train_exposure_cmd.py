@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
                    help="root of the shared data (default $LOWLIGHT_DATA_ROOT or ../shared/data)")
     p.add_argument("--samples", type=int, default=20000, help="darkened thumbnails (20000)")
     p.add_argument("--steps", type=int, default=8000, help="Adam steps (8000)")
+    p.add_argument("--camera-probability", type=float, default=0.6, metavar="P",
+                   help="share of camera-like darkenings among the training thumbnails, the "
+                        "rest the paper's gamma (default 0.6, as the network's training)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--estimator", type=Path, default=None, metavar="WEIGHTS",
@@ -58,6 +61,7 @@ def _load_network(path: Path) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from hybridnet.blind_pairs import BlindDarkenings
     from hybridnet.data import (
         TRAIN_SPLIT,
         VALIDATION_SPLIT,
@@ -104,10 +108,17 @@ def run(args: argparse.Namespace) -> int:
                    if k.startswith(("estimator_", "median |EV error|"))}}
         report: dict[str, float] = {}
     else:
+        try:
+            darkenings = BlindDarkenings(camera_probability=args.camera_probability)
+        except ValueError as exc:
+            print(f"lowlight train-exposure: {exc}", file=sys.stderr)
+            return 2
         network, report = fit_into_network(network, train, val, samples=args.samples,
-                                           steps=args.steps, seed=args.seed)
+                                           steps=args.steps, seed=args.seed,
+                                           darkenings=darkenings)
         meta = {"network": source, "estimator_samples": str(args.samples),
                 "estimator_steps": str(args.steps), "estimator_seed": str(args.seed),
+                "estimator_camera_probability": f"{args.camera_probability:g}",
                 **{k: f"{v:.3f}" for k, v in report.items()}}
     save_model(network, args.out, metadata=meta)
     for k, v in report.items():

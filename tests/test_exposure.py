@@ -287,6 +287,13 @@ class TestTrainExposureCommand:
         assert torch.equal(moved.exposure.net[4].weight, got.exposure.net[4].weight)
         assert "iteration 7" in read_metadata(again)["network"]
 
+    def test_bad_camera_probability(self, root: Path, network: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+        assert self._run(str(network), "--out", str(tmp_path / "x.safetensors"),
+                         "--data-root", str(root), "--camera-probability", "1.5") == 2
+        assert "camera_probability" in capsys.readouterr().err
+        assert not (tmp_path / "x.safetensors").exists()
+
     def test_refuses_to_overwrite(self, network: Path, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
         out = tmp_path / "exists.safetensors"
