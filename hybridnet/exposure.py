@@ -84,6 +84,14 @@ FEATURES: Final = (
 GAMMA_INVERSE_RANGE: Final = (0.2, 1.5)
 BLACK_MAX: Final = 0.1
 EV_LIMIT: Final = 8.0
+#: The automatic exposure brings a photo's mean encoded luma to at least this (92 of
+#: 255; :func:`lift_to_floor`), at most :data:`FLOOR_MAX_LIFT` stops above the estimate.
+LUMA_FLOOR: Final = 0.36
+FLOOR_MAX_LIFT: Final = 4.0
+#: The automatic black point: this percentile of the photo's luminance after the gain
+#: (:func:`auto_black`) times :data:`BLACK_SHARE` becomes black.
+BLACK_PERCENTILE: Final = 0.5
+BLACK_SHARE: Final = 0.9
 #: Floor of linear luminance in the log features (below 8-bit black's first step).
 _LOG_FLOOR: Final = 1e-4
 #: Rec. 709 luma weights.
@@ -285,12 +293,74 @@ class ExposureEstimator(nn.Module):
         ev = EV_LIMIT * torch.tanh(raw[:, 2] / EV_LIMIT)
         return CurveParams(a, black, ev)
 
-    def estimate(self, image: Tensor) -> CurveParams:
-        """The curve for each image of ``N×3×H×W`` (features computed here)."""
+    def estimate(self, image: Tensor, floor: float = LUMA_FLOOR) -> CurveParams:
+        """The curve for each image of ``N×3×H×W`` (features computed here), lifted to
+        the brightness ``floor`` where it falls short (:func:`lift_to_floor`; 0: the
+        estimator's own curve)."""
         first = self.net[0]
         assert isinstance(first, nn.Linear)
         params: CurveParams = self(exposure_features(image).to(first.weight.dtype))
+        if floor <= 0:
+            return params
+        thumb = thumbnail(image.float().clamp(0.0, 1.0))
+        params = lift_to_floor(thumb, params, floor)
+        return lift_to_floor(thumb, auto_black(thumb, params), floor)
+
+
+def lift_to_floor(
+    image: Tensor, params: CurveParams, floor: float = LUMA_FLOOR,
+    max_lift: float = FLOOR_MAX_LIFT, steps: int = 14,
+) -> CurveParams:
+    r"""``params`` with :math:`e` raised just enough that the curve's result has a mean
+    encoded luma of at least ``floor`` (by at most ``max_lift`` stops; bisection, the
+    mean being monotone in :math:`e`).
+
+    Why: the estimator minimises the error against the typical clean photo that looks
+    like this one, and a dark photo is ambiguous (a dark scene, or a short exposure):
+    its answer is a cautious middle that leaves many real underexposed photos dim. A
+    person enhancing a dark photo wants it brought to a normal key; photos the
+    estimator already brings above the floor (and well-exposed ones) are left as it says.
+    """
+    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+
+    def mean_luma(p: CurveParams) -> Tensor:
+        return (apply_curve(image, p) * weights).sum(1).mean(dim=(1, 2))
+
+    short = mean_luma(params) < floor
+    if not bool(short.any()):
         return params
+    lo = torch.zeros_like(params.ev)
+    hi = torch.full_like(params.ev, max_lift)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        bright = mean_luma(CurveParams(params.a, params.black, params.ev + mid)) >= floor
+        hi = torch.where(bright, mid, hi)
+        lo = torch.where(bright, lo, mid)
+    lift = torch.where(short, hi, torch.zeros_like(hi))
+    return CurveParams(params.a, params.black, params.ev + lift)
+
+
+def auto_black(
+    image: Tensor, params: CurveParams, percentile: float = BLACK_PERCENTILE,
+    share: float = BLACK_SHARE,
+) -> CurveParams:
+    r"""``params`` with the black point :math:`b` raised to ``share`` times the linear
+    luminance, after the curve's gain, below which ``percentile`` % of ``image`` lies.
+
+    A real photo's floor is often not black: flare, a camera's black-level offset or
+    the haze of a cheap lens lift the darkest pixels, and the exposure gain multiplies
+    that floor into a grey veil. Mapping (nearly) the darkest half percent to black is
+    the levels step of photo editors; a photo with real blacks keeps :math:`b pprox 0`.
+    The thumbnail is area-averaged, so sensor noise hardly moves the percentile.
+    """
+    n = image.shape[0]
+    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+    a = params.a.view(n, 1, 1, 1).to(image.dtype)
+    gain = torch.exp2(params.ev.view(n, 1, 1, 1).to(image.dtype))
+    lum = (gain * srgb_to_linear(image.clamp_min(1e-6).pow(a)) * weights).sum(1).reshape(n, -1)
+    floor = torch.quantile(lum, percentile / 100.0, dim=1) * share
+    black = torch.maximum(params.black, floor.to(params.black.dtype).clamp(0.0, 0.5))
+    return CurveParams(params.a, black, params.ev)
 
 
 def _logit(p: float) -> float:

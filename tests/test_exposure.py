@@ -20,7 +20,9 @@ from hybridnet.exposure import (
     CurveParams,
     ExposureEstimator,
     apply_curve,
+    auto_black,
     exposure_features,
+    lift_to_floor,
     linear_to_srgb,
     shoulder,
     srgb_to_linear,
@@ -141,7 +143,7 @@ class TestFeatures:
 class TestExposureEstimator:
     def test_new_estimator_is_about_the_identity(self) -> None:
         est = ExposureEstimator(16)
-        p = est.estimate(_t(_scene(2)))
+        p = est.estimate(_t(_scene(2)), floor=0)  # the estimator alone
         assert float(p.a[0]) == pytest.approx(1.0, abs=1e-5)
         assert float(p.ev[0]) == pytest.approx(0.0, abs=1e-6)
         assert float(p.black[0]) < 1e-3
@@ -149,6 +151,42 @@ class TestExposureEstimator:
     def test_follows_the_module_dtype(self) -> None:
         est = ExposureEstimator(16).double()
         assert est.estimate(_t(_scene(2))).a.dtype == torch.float64
+
+
+class TestLiftToFloor:
+    def test_dark_photo_lifted_to_the_floor_bright_one_left(self) -> None:
+        img = _t(_scene(3))
+        dark = apply_curve(img, _curve(ev=-3))
+        weights = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
+        lifted = lift_to_floor(dark, _curve(), floor=0.36)
+        mean = float((apply_curve(dark, lifted) * weights).sum(1).mean())
+        assert mean == pytest.approx(0.36, abs=0.002) and float(lifted.ev[0]) > 2
+        same = lift_to_floor(img, _curve(ev=0.25), floor=0.36)
+        assert float(same.ev[0]) == 0.25  # already bright enough: the estimate stands
+
+    def test_at_most_max_lift(self) -> None:
+        black = torch.full((1, 3, 8, 8), 0.001)
+        assert float(lift_to_floor(black, _curve(), 0.36, max_lift=2.0).ev[0]) == \
+            pytest.approx(2.0, abs=1e-3)
+
+
+class TestAutoBlack:
+    def test_a_lifted_floor_becomes_black_real_blacks_stay(self) -> None:
+        img = _t(_scene(4))
+        veiled = apply_curve(img, _curve()) * 0.8 + 0.1  # a grey veil over the photo
+        params = auto_black(veiled, _curve())
+        floor = float(srgb_to_linear(torch.tensor(veiled.mean(1).min().item())))
+        assert float(params.black[0]) > 0.5 * floor
+        with_black = torch.cat([img[..., :-4], torch.zeros_like(img[..., -4:])], dim=-1)
+        assert float(auto_black(with_black, _curve()).black[0]) < 1e-6
+
+    def test_estimate_applies_floor_and_black(self) -> None:
+        est = ExposureEstimator(16)
+        dark = apply_curve(_t(_scene(5)), _curve(ev=-3)) + 0.02
+        raw = est.estimate(dark, floor=0)
+        auto = est.estimate(dark)
+        assert float(auto.ev[0]) > float(raw.ev[0]) + 1
+        assert float(auto.black[0]) > float(raw.black[0])
 
 
 class TestAreaThumbnail:
