@@ -26,11 +26,12 @@ float accumulators is alive at a time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -197,9 +198,6 @@ class Enhancer:
         overlap: int = DEFAULT_OVERLAP,
     ) -> None:
         self.device = _pick_device(device)
-        # Denormal activations (products far below any visible value) run tens of times
-        # slower on CPUs; flush them to zero (weights are flushed when loaded).
-        torch.set_flush_denormal(True)
         _check_tile_size(tile_size, overlap)
         self.tile_size = tile_size
         self.overlap = overlap
@@ -342,7 +340,7 @@ class Enhancer:
                             mode="edge")
             return np.ascontiguousarray(self.enhance_rgb(padded, curve)[:h, :w])
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), flush_denormals():
             c = None if curve is None else curve.to(self.device)
             y = self.model(x, c).clamp_(0.0, 1.0)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).to("cpu", torch.float32).numpy())
@@ -428,6 +426,22 @@ class Enhancer:
             base = unit_float(orig, layout.dtype)  # unclipped: strength < 1 keeps the original
             colour = base + np.float32(strength) * (colour - base)
         return assemble(quantize(colour, layout.dtype), original, layout)
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero while the network runs (CPU), then turn it off.
+
+    Activations (the RNN's decaying state, dead channels) can fall into the denormal range
+    whatever the weights (which are flushed when loaded), and CPUs compute those tens of
+    times slower; no visible value is that small. Only for the forward: the setting is
+    process-wide, and other code (numpy, hypothesis) expects IEEE subnormals.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def thumbnail_rgb(

@@ -216,15 +216,27 @@ class TestFlushTiny:
 
     def test_the_enhancer_flushes_denormal_activations(self) -> None:
         """Activations (the RNN's decaying hidden state, dead channels) can fall into the
-        denormal range whatever the weights: the enhancer turns flush-to-zero on."""
+        denormal range whatever the weights: the enhancer flushes them while the network
+        runs, and only then (numpy and hypothesis expect IEEE subnormals elsewhere)."""
+        import numpy as np
+
         from hybridnet.enhancer import Enhancer
 
+        seen: list[float] = []
+
+        class Probe(HybridNet):
+            def forward(self, image: torch.Tensor, curve: object = None) -> torch.Tensor:
+                seen.append((torch.tensor([1e-30]) * torch.tensor([1e-10])).item())
+                return image.clone()
+
         torch.set_flush_denormal(False)
-        product = torch.tensor([1e-30]) * torch.tensor([1e-10])
-        if product.item() == 0.0:
+        if (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0:
             pytest.fail("this CPU flushes denormals by itself: the check below proves nothing")
-        Enhancer(model=HybridNet(HybridNetConfig.tiny()))
-        assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0
+        model = Probe(HybridNetConfig.tiny())
+        model.exposure = None  # the probe runs without the estimator
+        Enhancer(model=model).enhance(np.full((16, 16, 3), 0.5, np.float32))
+        assert seen == [0.0]
+        assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() != 0.0  # off again
 
     def test_non_finite_weights_are_refused(self, tmp_path: Path) -> None:
         model = HybridNet(HybridNetConfig.tiny())
