@@ -340,8 +340,8 @@ class TestTraining:
                             init_weights=str(plain), gamma_reference=3.0),
                     tmp_path / "d", progress=False).close()
         assert "leave --gamma-reference out" in caplog.text
-        # the bundled model says so in its header
-        assert trained_gamma_reference(BUNDLED_WEIGHTS) == 3.0
+        # the bundled (blind) model was not told a gamma, and its header says so
+        assert trained_gamma_reference(BUNDLED_WEIGHTS) is None
 
     def test_paired_folders(self, clean_dir: Path, tmp_path: Path) -> None:
         low = tmp_path / "low"
