@@ -42,20 +42,25 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def _load_network(path: Path) -> Any:
+def _load_network(path: Path) -> tuple[Any, str, dict[str, str]]:
     import torch
 
     from hybridnet import HybridNet, load_model
     from hybridnet.train import TrainConfig
-    from hybridnet.weights_io import flush_tiny
+    from hybridnet.weights_io import flush_tiny, read_metadata
 
     if path.suffix == ".pt":
         state = torch.load(path, map_location="cpu", weights_only=True)
         config = TrainConfig.from_json(state["train_config"]).model
         model = HybridNet(config)
         model.load_state_dict(flush_tiny(state["model"]))
-        return model.eval(), f"{path} (iteration {int(state['iteration'])})"
-    return load_model(path), str(path)
+        provenance = {"train_config": str(state["train_config"]),
+                      "iterations": str(int(state["iteration"]))}
+        return model.eval(), f"{path} (iteration {int(state['iteration'])})", provenance
+    reserved = {"format", "format_version", "config", "hybridnet_version"}
+    kept = {k: v for k, v in read_metadata(path).items()
+            if k not in reserved and not k.startswith(("estimator_", "median |EV error|"))}
+    return load_model(path), str(path), kept
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     root = args.data_root or default_data_root()
     try:
-        network, source = _load_network(args.network)
+        network, source, provenance = _load_network(args.network)
         train, val = [], []
         if args.estimator is None:
             train = [load_rgb8(p) for p in list_images([root / f for f in TRAIN_SPLIT])]
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         except (WeightsError, RuntimeError) as exc:
             print(f"lowlight train-exposure: --estimator: {exc}", file=sys.stderr)
             return 2
-        meta = {"network": source, "estimator_from": str(args.estimator),
+        meta = {**provenance, "network": source, "estimator_from": str(args.estimator),
                 **{k: v for k, v in read_metadata(args.estimator).items()
                    if k.startswith(("estimator_", "median |EV error|"))}}
         report: dict[str, float] = {}
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         network, report = fit_into_network(network, train, val, samples=args.samples,
                                            steps=args.steps, seed=args.seed,
                                            darkenings=darkenings)
-        meta = {"network": source, "estimator_samples": str(args.samples),
+        meta = {**provenance, "network": source, "estimator_samples": str(args.samples),
                 "estimator_steps": str(args.steps), "estimator_seed": str(args.seed),
                 "estimator_camera_probability": f"{args.camera_probability:g}",
                 **{k: f"{v:.3f}" for k, v in report.items()}}

@@ -324,6 +324,7 @@ class TestTrainExposureCommand:
         assert moved.exposure is not None
         assert torch.equal(moved.exposure.net[4].weight, got.exposure.net[4].weight)
         assert "iteration 7" in read_metadata(again)["network"]
+        assert read_metadata(again)["iterations"] == "7"  # the training provenance kept
 
     def test_bad_camera_probability(self, root: Path, network: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
