@@ -52,6 +52,12 @@ noise mostly averages out and a 50-megapixel photo costs what a small one does).
 trained to minimise the error of the curve's output against the clean photo
 (:mod:`hybridnet.train_exposure`), so its output is the curve that best restores a
 typical photo that looks like this one.
+
+:meth:`ExposureEstimator.estimate` then applies two product rules on the thumbnail: a
+brightness floor (:func:`lift_to_floor`: a dark photo is brought to a normal key, since
+the estimator's answer for an ambiguous dark photo is a cautious middle) and an
+automatic black point (:func:`auto_black`: the floor of flare and black-level offsets
+that the gain would multiply into a veil).
 """
 
 from __future__ import annotations
@@ -84,13 +90,13 @@ FEATURES: Final = (
 GAMMA_INVERSE_RANGE: Final = (0.2, 1.5)
 BLACK_MAX: Final = 0.1
 EV_LIMIT: Final = 8.0
-#: The automatic exposure brings a photo's mean encoded luma to at least this (92 of
+#: The automatic exposure brings a photo's mean encoded luma to at least this (97 of
 #: 255; :func:`lift_to_floor`), at most :data:`FLOOR_MAX_LIFT` stops above the estimate.
-LUMA_FLOOR: Final = 0.36
+LUMA_FLOOR: Final = 0.38
 FLOOR_MAX_LIFT: Final = 4.0
 #: The automatic black point: this percentile of the photo's luminance after the gain
 #: (:func:`auto_black`) times :data:`BLACK_SHARE` becomes black.
-BLACK_PERCENTILE: Final = 0.5
+BLACK_PERCENTILE: Final = 1.0
 BLACK_SHARE: Final = 0.9
 #: Floor of linear luminance in the log features (below 8-bit black's first step).
 _LOG_FLOOR: Final = 1e-4
