@@ -294,6 +294,9 @@ class BatchPlan:
     refused: list[Failure] = field(default_factory=list)
     resumed: bool = False
     unfinished: list[BatchItem] = field(default_factory=list)
+    #: what differs between the last run's settings and these (empty: nothing), e.g.
+    #: ``["strength 1.0 -> 0.5"]``: its finished files were made with the old ones
+    changed_settings: list[str] = field(default_factory=list)
     failed_before: list[BatchItem] = field(default_factory=list)
 
     @property
@@ -310,6 +313,10 @@ def _make_folder(folder: Path) -> None:
     except OSError as exc:
         raise ImageFileError(f"cannot create the output folder {folder} "
                              f"({exc.strerror or exc}); check its permissions") from None
+
+
+#: Journal header keys whose change makes different output files.
+SETTINGS_THAT_CHANGE_PIXELS: Final = ("strength", "brightness", "format")
 
 
 def plan(options: BatchOptions) -> BatchPlan:
@@ -335,6 +342,12 @@ def plan(options: BatchOptions) -> BatchPlan:
     outputs |= {out_root / k for k in state.outputs}
     inputs = {in_root / i.key for i in items} - outputs
     result = BatchPlan(resumed=state.exists)
+    if state.header is not None:
+        now = options.journal_header()
+        for key in SETTINGS_THAT_CHANGE_PIXELS:
+            before, after = state.header.get(key), now.get(key)
+            if before is not None and before != after:
+                result.changed_settings.append(f"{key} {before} -> {after}")
     claimed: dict[Path, BatchItem] = {}
     for item in items:
         src = in_root / item.key
@@ -620,6 +633,12 @@ class BatchRunner:
                                already_done=[i.target for i in the_plan.done],
                                existing=[i.target for i in the_plan.existing],
                                failures=list(the_plan.refused))
+        if the_plan.changed_settings and the_plan.done:
+            summary.notices.append(
+                f"{len(the_plan.done)} files were made by an earlier run with other settings "
+                f"({', '.join(the_plan.changed_settings)}) and were kept as they are; to "
+                f"redo them with these settings, delete them from {opts.output_dir} (or "
+                "choose a new output folder) and run the batch again")
         for item in the_plan.unfinished:
             _remove_stale_temporaries(item.target)
         for folder in {i.target.parent for i in (*the_plan.done, *the_plan.existing)}:

@@ -221,6 +221,25 @@ class TestRealWorker:
         assert not leftover.exists() and target.read_bytes() == data
         assert unrelated.exists()  # not a finished write's link: not ours to judge here
 
+    def test_rerun_with_other_settings_says_what_it_kept(
+            self, tmp_path: Path, worker: list[str]) -> None:
+        src, out = tmp_path / "in", tmp_path / "out"
+        _photos(src, 2)
+        first = BatchRunner(_opts(src, out), start_args=worker).run()
+        assert first.complete and not first.notices
+        before = _snapshot(out)
+        again = BatchRunner(_opts(src, out, strength=0.5, brightness=0.5),
+                            start_args=worker).run()
+        assert not again.enhanced and len(again.already_done) == 2
+        assert _snapshot(out) == before  # nothing a user has is touched
+        said = [n for n in again.notices if "other settings" in n]
+        assert len(said) == 1, again.notices
+        assert "strength 1.0 -> 0.5" in said[0] and "brightness 0.0 -> 0.5" in said[0]
+        assert "delete them" in said[0]
+        same = BatchRunner(_opts(src, out, strength=0.5, brightness=0.5),
+                           start_args=worker).run()
+        assert not [n for n in same.notices if "other settings" in n]  # now the same
+
     def test_output_sub_folder_that_cannot_be_made_fails_only_its_files(
             self, tmp_path: Path, worker: list[str]) -> None:
         src, out = tmp_path / "in", tmp_path / "out"
