@@ -235,3 +235,24 @@ class TestDiscovery:
         assert not InstanceLock.held(path)
         assert second.acquire(attempts=1)
         second.release()
+
+
+class TestRateLimitedLog:
+    """Repeated warnings (a flood of dropped replies) are written once per interval."""
+
+    def test_once_per_interval_with_the_count(self, caplog: pytest.LogCaptureFixture) -> None:
+        import logging
+
+        from worker.server import RateLimitedLog
+
+        now = [0.0]
+        limited = RateLimitedLog(logging.getLogger("test.flood"), 10.0, clock=lambda: now[0])
+        with caplog.at_level(logging.WARNING, logger="test.flood"):
+            for _ in range(30_000):
+                limited.warning("dropped one")
+            limited.warning("something else")
+            now[0] = 11.0
+            limited.warning("dropped one")
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines == ["dropped one", "something else",
+                         "dropped one (and 29999 more like it in the last 11 s)"]

@@ -291,6 +291,36 @@ def why_no_cuda() -> str:
 # --------------------------------------------------------------------------- server
 
 
+class RateLimitedLog:
+    """A warning that may repeat thousands of times a second (a flood of bad messages)
+    written at most once per ``interval_s``, with the count of the repeats left out.
+
+    Without it one client that stopped reading its replies rotated the whole log away
+    in seconds, taking the lines that mattered with it.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.interval_s, self.clock = logger, interval_s, clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, message: str) -> None:
+        now = self.clock()
+        last = self._last.get(message)
+        if last is not None and now - last < self.interval_s:
+            self._held[message] = self._held.get(message, 0) + 1
+            return
+        held = self._held.pop(message, 0)
+        self._last[message] = now
+        if held:
+            since = now - last if last is not None else 0.0
+            self.logger.warning("%s (and %d more like it in the last %.0f s)", message, held,
+                                since)
+        else:
+            self.logger.warning("%s", message)
+
+
 class WorkerServer:
     """The network loop and the job thread around one loaded :class:`Model`."""
 
@@ -311,6 +341,7 @@ class WorkerServer:
         self.stopping = False
         self.stop_reason = "stopped"
         self.jobs: dict[tuple[bytes, int], Job] = {}
+        self._rate_limited = RateLimitedLog(log)
         self.queue = JobQueue()
         self.last_activity = time.monotonic()
         self.ctx = zmq.Context()
@@ -546,7 +577,7 @@ class WorkerServer:
         try:
             self.router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            log.warning("a client does not read its replies; dropped one")
+            self._rate_limited.warning("a client does not read its replies; dropped one")
         except zmq.ZMQError as exc:
             if exc.errno != errno.EHOSTUNREACH:
                 raise
