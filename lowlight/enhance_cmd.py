@@ -71,6 +71,34 @@ def parse_strength(text: str) -> StrengthArg:
     return s
 
 
+def parse_ev(text: str) -> float:
+    """Stops from the automatic exposure, "+1", "-0.5", "1.5EV" (-2..2), as the brightness
+    that carries them (:func:`hybridnet.contract.brightness_to_ev`: 2 stops per unit)."""
+    cleaned = text.strip().upper().removesuffix("EV").strip()
+    try:
+        ev = float(cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--ev must be a number of stops such as +1 or -0.5; got {text!r}") from None
+    if not -2.0 <= ev <= 2.0:
+        raise argparse.ArgumentTypeError(
+            f"--ev must be between -2 (darker) and +2 (brighter) stops; got {text!r}")
+    return ev / 2.0
+
+
+def add_exposure_options(p: argparse.ArgumentParser, each: str = "the photo") -> None:
+    """``--brightness B`` and its photographic twin ``--ev STOPS`` (one or the other)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
+                       help=f"-1..1 from the automatic exposure of {each} (default 0): "
+                            "+0.5 is one stop (EV) brighter, -0.5 one darker, +-1 two "
+                            "(older weights files: how dark the model takes it to be); "
+                            "unlike --strength it can lift")
+    group.add_argument("--ev", dest="brightness", type=parse_ev, metavar="STOPS",
+                       help="the same in stops from the automatic exposure: --ev +1 is one "
+                            "stop brighter (= --brightness 0.5), -2..+2")
+
+
 def parse_brightness(text: str) -> float:
     """A number from -1 (darker) to 1 (brighter)."""
     try:
@@ -104,11 +132,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strength", type=parse_strength, default=1.0, metavar="S|auto",
                    help="0..1 or 0%%..100%% blend with the original, or 'auto' from the "
                         "photo's exposure (default 1)")
-    p.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
-                   help="-1..1 from the automatic exposure (default 0: estimated from the "
-                        "photo): +0.5 is one stop (EV) brighter, -0.5 one darker, +-1 two "
-                        "(older weights files: how dark the model takes the photo to be); "
-                        "unlike --strength it can lift")
+    add_exposure_options(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (inputs are never replaced)")
     p.add_argument("--weights", type=Path, help="model weights (default: the bundled model)")

@@ -24,7 +24,7 @@ from plugin.batch import DEFAULT_PATTERN, FORMATS
 
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``lowlight`` command (see :mod:`lowlight.cli`)."""
-    from lowlight.enhance_cmd import parse_brightness, parse_strength
+    from lowlight.enhance_cmd import add_exposure_options, parse_strength
     from worker.cli import device_arg
 
     p = subparsers.add_parser(
@@ -43,10 +43,7 @@ def register(subparsers: Any) -> None:
                    help="include sub-folders (mirrored in OUT_DIR)")
     p.add_argument("--strength", type=parse_strength, default=1.0, metavar="S|auto",
                    help="0..1 or 0%%..100%%, or 'auto' from each photo's exposure (default 1)")
-    p.add_argument("--brightness", type=parse_brightness, default=0.0, metavar="B",
-                   help="-1..1 from each photo's automatic exposure (default 0): +0.5 is one "
-                        "stop (EV) brighter, -0.5 one darker, +-1 two; unlike --strength it "
-                        "can lift")
+    add_exposure_options(p, "each photo")
     p.add_argument("--format", dest="output_format", choices=list(FORMATS), default="same",
                    help="output format (default: same as each input)")
     p.add_argument("--pattern", default=DEFAULT_PATTERN,

@@ -216,3 +216,33 @@ class TestBadInput:
             assert "brightness must be" in capsys.readouterr().err
         code, _, err = _run(capsys, a, "--weights", tmp_path / "none.safetensors")
         assert code == 2 and "does not exist" in err
+
+
+class TestEvOption:
+    """``--ev STOPS``: the brightness control in photographic stops (2 stops per unit)."""
+
+    @pytest.mark.parametrize(("text", "brightness"), [
+        ("+1", 0.5), ("1EV", 0.5), ("-0.5", -0.25), ("2", 1.0), (" -2 ev", -1.0)])
+    def test_stops_become_the_brightness_that_carries_them(self, text: str,
+                                                           brightness: float) -> None:
+        from lowlight.cli import build_parser
+
+        for command in (["enhance", "x.jpg"], ["batch", "in", "out"]):
+            args = build_parser().parse_args([*command, f"--ev={text}"])
+            assert args.brightness == brightness, (command, text)
+
+    @pytest.mark.parametrize("bad", [["--ev=3"], ["--ev=bright"],
+                                     ["--ev=1", "--brightness=0.5"]])
+    def test_bad_or_twice_is_a_usage_error(self, bad: list[str],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        from lowlight.cli import build_parser
+
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(["enhance", "x.jpg", *bad])
+        assert exc.value.code == 2 and "--ev" in capsys.readouterr().err
+
+    def test_default_is_the_automatic_exposure(self) -> None:
+        from lowlight.cli import build_parser
+
+        assert build_parser().parse_args(["enhance", "x.jpg"]).brightness == 0.0
+        assert build_parser().parse_args(["batch", "in", "out"]).brightness == 0.0
