@@ -271,7 +271,7 @@ class Enhancer:
         has_estimator = self.model.exposure is not None
         if has_estimator:  # one exposure offset; brightness reaches the network as stops
             e, b = check_ev(max(-EV_LIMIT, min(EV_LIMIT, e + brightness_to_ev(b)))), 0.0
-        elif e != 0.0 and not has_estimator:
+        elif e != 0.0:
             raise InvalidImageError(
                 "this model has no exposure estimator (an older weights file), so ev cannot "
                 "be set; use brightness (-1..1) or the bundled model"
