@@ -94,6 +94,10 @@ EV_LIMIT: Final = 8.0
 #: 255; :func:`lift_to_floor`), at most :data:`FLOOR_MAX_LIFT` stops above the estimate.
 LUMA_FLOOR: Final = 0.38
 FLOOR_MAX_LIFT: Final = 4.0
+#: The floor's lift stops where this percentile of the luminance would reach...
+HIGHLIGHT_PERCENTILE: Final = 99.0
+#: ... at this many times white in linear light (the shoulder rolls the rest off).
+HIGHLIGHT_HEADROOM: Final = 8.0
 #: The automatic black point: this percentile of the photo's luminance after the gain
 #: (:func:`auto_black`) times :data:`BLACK_SHARE` becomes black.
 BLACK_PERCENTILE: Final = 1.0
@@ -326,6 +330,8 @@ def lift_to_floor(
     its answer is a cautious middle that leaves many real underexposed photos dim. A
     person enhancing a dark photo wants it brought to a normal key; photos the
     estimator already brings above the floor (and well-exposed ones) are left as it says.
+    The lift also stops where the :data:`HIGHLIGHT_PERCENTILE` of the luminance would pass
+    white: a night scene whose mean is a black sky keeps its lights from blooming.
     """
     weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
 
@@ -336,7 +342,15 @@ def lift_to_floor(
     if not bool(short.any()):
         return params
     lo = torch.zeros_like(params.ev)
-    hi = torch.full_like(params.ev, max_lift)
+    # never so far that the brightest 1 % of the photo goes past white: a night scene
+    # whose mean is a black sky keeps its lights (and its sky) instead of blooming
+    n = image.shape[0]
+    a = params.a.view(n, 1, 1, 1).to(image.dtype)
+    gain = torch.exp2(params.ev.view(n, 1, 1, 1).to(image.dtype))
+    lum = (gain * srgb_to_linear(image.clamp_min(1e-6).pow(a)) * weights).sum(1).reshape(n, -1)
+    bright = torch.quantile(lum, HIGHLIGHT_PERCENTILE / 100.0, dim=1).clamp_min(1e-6)
+    room = torch.log2(HIGHLIGHT_HEADROOM / bright).clamp(0.0, max_lift).to(params.ev.dtype)
+    hi = torch.minimum(torch.full_like(params.ev, max_lift), room)
     for _ in range(steps):
         mid = (lo + hi) / 2
         bright = mean_luma(CurveParams(params.a, params.black, params.ev + mid)) >= floor

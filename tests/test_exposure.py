@@ -16,6 +16,7 @@ from hybridnet.blind_pairs import BlindDarkenings, Darkening
 from hybridnet.degrade import draw_realistic
 from hybridnet.exposure import (
     FEATURES,
+    HIGHLIGHT_HEADROOM,
     SHOULDER_KNEE,
     CurveParams,
     ExposureEstimator,
@@ -163,6 +164,16 @@ class TestLiftToFloor:
         assert mean == pytest.approx(0.36, abs=0.002) and float(lifted.ev[0]) > 2
         same = lift_to_floor(img, _curve(ev=0.25), floor=0.36)
         assert float(same.ev[0]) == 0.25  # already bright enough: the estimate stands
+
+    def test_a_night_scene_keeps_its_lights(self) -> None:
+        """Mostly black sky, a few lights: the mean asks for many stops, the lights allow
+        only as many as keep the brightest 1 % within HIGHLIGHT_HEADROOM x white."""
+        night = torch.full((1, 3, 64, 64), 0.01)
+        night[..., :4, :64] = 0.9  # about 6 % of the pixels: street lights, windows
+        lifted = lift_to_floor(night, _curve(), floor=0.38)
+        lum_lights = float(srgb_to_linear(torch.tensor(0.9)))
+        assert lum_lights * 2 ** float(lifted.ev[0]) <= HIGHLIGHT_HEADROOM + 1e-3
+        assert float(lifted.ev[0]) < 3.5  # the black sky alone would take the full 4
 
     def test_at_most_max_lift(self) -> None:
         black = torch.full((1, 3, 8, 8), 0.001)
