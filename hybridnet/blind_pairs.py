@@ -43,12 +43,13 @@ from hybridnet.degrade import (
     linear_to_sRGB,
     sRGB_to_linear,
 )
+from hybridnet.metrics import REC709_LUMA
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 FloatArray = NDArray[np.floating[Any]]
 
-_LUMA = np.asarray([0.2126, 0.7152, 0.0722])
+_LUMA = np.asarray(REC709_LUMA)
 
 #: The camera-like ranges of the blind model (see :class:`hybridnet.degrade.RealisticParams`).
 BLIND_CAMERA = RealisticParams(

@@ -69,6 +69,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hybridnet.metrics import REC709_LUMA
+
 #: Longest side of the thumbnail the features are computed on.
 THUMBNAIL_SIDE: Final = 128
 #: Knee of the highlight shoulder :math:`S`, in linear light.
@@ -105,7 +107,7 @@ BLACK_SHARE: Final = 0.9
 #: Floor of linear luminance in the log features (below 8-bit black's first step).
 _LOG_FLOOR: Final = 1e-4
 #: Rec. 709 luma weights.
-_LUMA: Final = (0.2126, 0.7152, 0.0722)
+_LUMA: Final = REC709_LUMA
 
 
 class CurveParams(NamedTuple):
@@ -344,10 +346,7 @@ def lift_to_floor(
     lo = torch.zeros_like(params.ev)
     # never so far that the brightest 1 % of the photo goes past white: a night scene
     # whose mean is a black sky keeps its lights (and its sky) instead of blooming
-    n = image.shape[0]
-    a = params.a.view(n, 1, 1, 1).to(image.dtype)
-    gain = torch.exp2(params.ev.view(n, 1, 1, 1).to(image.dtype))
-    lum = (gain * srgb_to_linear(image.clamp_min(1e-6).pow(a)) * weights).sum(1).reshape(n, -1)
+    lum = _gained_luminance(image, params)
     bright = torch.quantile(lum, HIGHLIGHT_PERCENTILE / 100.0, dim=1).clamp_min(1e-6)
     room = torch.log2(HIGHLIGHT_HEADROOM / bright).clamp(0.0, max_lift).to(params.ev.dtype)
     hi = torch.minimum(torch.full_like(params.ev, max_lift), room)
@@ -373,14 +372,20 @@ def auto_black(
     the levels step of photo editors; a photo with real blacks keeps :math:`b pprox 0`.
     The thumbnail is area-averaged, so sensor noise hardly moves the percentile.
     """
+    lum = _gained_luminance(image, params)
+    floor = torch.quantile(lum, percentile / 100.0, dim=1) * share
+    black = torch.maximum(params.black, floor.to(params.black.dtype).clamp(0.0, 0.5))
+    return CurveParams(params.a, black, params.ev)
+
+
+def _gained_luminance(image: Tensor, params: CurveParams) -> Tensor:
+    r"""``N×(H·W)`` linear luminance of ``image`` after the curve's exponent and gain,
+    :math:`2^{e} E(y^{a})` (before the black point and the shoulder)."""
     n = image.shape[0]
     weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
     a = params.a.view(n, 1, 1, 1).to(image.dtype)
     gain = torch.exp2(params.ev.view(n, 1, 1, 1).to(image.dtype))
-    lum = (gain * srgb_to_linear(image.clamp_min(1e-6).pow(a)) * weights).sum(1).reshape(n, -1)
-    floor = torch.quantile(lum, percentile / 100.0, dim=1) * share
-    black = torch.maximum(params.black, floor.to(params.black.dtype).clamp(0.0, 0.5))
-    return CurveParams(params.a, black, params.ev)
+    return (gain * srgb_to_linear(image.clamp_min(1e-6).pow(a)) * weights).sum(1).reshape(n, -1)
 
 
 def _logit(p: float) -> float:

@@ -36,15 +36,16 @@ import torch
 from numpy.typing import NDArray
 
 from hybridnet.blind_pairs import BlindDarkenings, Darkening, ImageStats
+from hybridnet.degrade import sRGB_to_linear
 from hybridnet.exposure import (
     THUMBNAIL_SIDE,
     CurveParams,
     ExposureEstimator,
     apply_curve,
     exposure_features,
-    srgb_to_linear,
 )
 from hybridnet.hybrid_network import HybridNet
+from hybridnet.metrics import REC709_LUMA
 
 log = logging.getLogger("hybridnet.train_exposure")
 
@@ -176,10 +177,10 @@ def train_estimator(
 def exposure_error(result: NDArray[np.floating], clean: NDArray[np.floating]) -> float:
     r"""Exposure error of a result in stops: :math:`\log_2 \bar Y_{result} / \bar Y_{clean}`
     with :math:`\bar Y` the mean linear luminance (positive: too bright)."""
-    weights = np.asarray([0.2126, 0.7152, 0.0722])
+    weights = np.asarray(REC709_LUMA)
+
     def mean_y(img: NDArray[np.floating]) -> float:
-        lin = srgb_to_linear(torch.from_numpy(np.asarray(img, dtype=np.float64))).numpy()
-        return max(float((lin @ weights).mean()), 1e-6)
+        return max(float((sRGB_to_linear(img) @ weights).mean()), 1e-6)
     return math.log2(mean_y(result) / mean_y(clean))
 
 

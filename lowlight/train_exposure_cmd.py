@@ -42,6 +42,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
+#: Header keys the estimator's training writes (replaced when another estimator goes in).
+ESTIMATOR_KEYS = ("estimator_", "median |EV error|")
+
+
 def _load_network(path: Path) -> tuple[Any, str, dict[str, str]]:
     import torch
 
@@ -59,7 +63,7 @@ def _load_network(path: Path) -> tuple[Any, str, dict[str, str]]:
         return model.eval(), f"{path} (iteration {int(state['iteration'])})", provenance
     reserved = {"format", "format_version", "config", "hybridnet_version"}
     kept = {k: v for k, v in read_metadata(path).items()
-            if k not in reserved and not k.startswith(("estimator_", "median |EV error|"))}
+            if k not in reserved and not k.startswith(ESTIMATOR_KEYS)}
     return load_model(path), str(path), kept
 
 
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         meta = {**provenance, "network": source, "estimator_from": str(args.estimator),
                 **{k: v for k, v in read_metadata(args.estimator).items()
-                   if k.startswith(("estimator_", "median |EV error|"))}}
+                   if k.startswith(ESTIMATOR_KEYS)}}
         report: dict[str, float] = {}
     else:
         try:
